@@ -1,0 +1,334 @@
+package librato
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/filter"
+	"github.com/influxdata/telegraf/plugins/serializers/graphite"
+)
+
+// maxCacheEntries bounds the name and series caches. A Telegraf agent has a
+// few thousand distinct series at most; past this the caches start over
+// rather than grow without limit when tags carry unbounded values.
+const maxCacheEntries = 100_000
+
+type converterConfig struct {
+	tagged            bool
+	template          string
+	sourceOverrideTag string
+	defaultSource     string
+	tagsInclude       []string
+	tagsExclude       []string
+	extraTags         map[string]string
+	summaries         bool
+}
+
+// series is what all measurements of one tag set share: the legacy source,
+// or the tagged API's tags already encoded as a JSON object.
+type series struct {
+	source  string
+	tags    string
+	problem string // non-empty: nothing of this series can be sent
+	reason  dropReason
+}
+
+// point is one Librato measurement: a gauge or, when count > 0, a summary.
+type point struct {
+	name   string
+	series *series
+	time   int64
+	value  float64
+	summary
+}
+
+type summary struct {
+	count                          int64
+	sum, min, max, sumSquares, std float64
+	hasMin, hasMax, hasSumSq       bool
+	hasStd                         bool
+}
+
+// converter turns Telegraf metrics into points. It keeps its caches and
+// output slice between flushes, so a steady workload converts without
+// allocating.
+type converter struct {
+	cfg       converterConfig
+	tagFilter filter.Filter
+	extraTags [][2]string
+	log       telegraf.Logger
+	stats     *stats
+
+	names  map[string]string
+	series map[string]*series
+	key    []byte
+	points []point
+	used   []bool
+	drops  dropLog
+}
+
+func newConverter(cfg converterConfig, st *stats, log telegraf.Logger) (*converter, error) {
+	c := &converter{
+		cfg:    cfg,
+		log:    log,
+		stats:  st,
+		names:  make(map[string]string),
+		series: make(map[string]*series),
+	}
+	if len(cfg.tagsInclude) > 0 || len(cfg.tagsExclude) > 0 {
+		f, err := filter.NewIncludeExcludeFilter(cfg.tagsInclude, cfg.tagsExclude)
+		if err != nil {
+			return nil, fmt.Errorf("invalid tags_include/tags_exclude: %w", err)
+		}
+		c.tagFilter = f
+	}
+	for k, v := range cfg.extraTags {
+		c.extraTags = append(c.extraTags, [2]string{k, v})
+	}
+	slices.SortFunc(c.extraTags, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+	if cfg.defaultSource != "" {
+		src := sanitizeName(cfg.defaultSource)
+		if src != cfg.defaultSource || len(src) > maxSourceLen || strings.EqualFold(src, "all") {
+			return nil, fmt.Errorf("invalid default_source %q: use at most %d of A-Za-z0-9 . _ - and not \"all\"",
+				cfg.defaultSource, maxSourceLen)
+		}
+	}
+	return c, nil
+}
+
+// convert returns the points of all metrics. The slice is reused by the next
+// call.
+func (c *converter) convert(metrics []telegraf.Metric) []point {
+	c.points = c.points[:0]
+	c.drops.reset()
+	for _, m := range metrics {
+		c.convertMetric(m)
+	}
+	c.drops.flush(c.log)
+	return c.points
+}
+
+func (c *converter) convertMetric(m telegraf.Metric) {
+	t := m.Time().Unix()
+	if t == 0 {
+		c.dropMetric(m, reasonZeroTime, "metric time is zero")
+		return
+	}
+	s := c.seriesFor(m)
+	if s.problem != "" {
+		c.dropMetric(m, s.reason, s.problem)
+		return
+	}
+	fields := m.FieldList()
+	c.used = slices.Grow(c.used[:0], len(fields))[:len(fields)]
+	clear(c.used)
+	if c.cfg.summaries {
+		c.appendSummaries(m, fields, s, t)
+	}
+	for i, f := range fields {
+		if c.used[i] {
+			continue
+		}
+		v, ok := toFloat(f.Value)
+		if !ok {
+			continue // strings have no Librato representation, as in the built-in plugin
+		}
+		name := c.nameFor(m.Name(), f.Key)
+		if reason, problem := valueProblem(v); problem != "" {
+			c.dropPoint(name, s, reason, problem)
+			continue
+		}
+		c.points = append(c.points, point{name: name, series: s, time: t, value: v})
+	}
+}
+
+func toFloat(v any) (float64, bool) {
+	switch v := v.(type) {
+	case float64:
+		return v, true
+	case int64:
+		return float64(v), true
+	case uint64:
+		return float64(v), true
+	case bool:
+		if v {
+			return 1, true
+		}
+		return 0, true
+	}
+	return 0, false
+}
+
+// nameFor returns the Librato name of a field: "measurement.field", or the
+// measurement alone for a field called "value".
+func (c *converter) nameFor(measurement, field string) string {
+	c.key = append(append(append(c.key[:0], measurement...), 0), field...)
+	if name, ok := c.names[string(c.key)]; ok {
+		return name
+	}
+	name := measurement
+	if field != "value" {
+		name = measurement + "." + field
+	}
+	name = c.shorten(sanitizeName(name), maxNameLen)
+	if len(c.names) >= maxCacheEntries {
+		clear(c.names)
+	}
+	c.names[string(c.key)] = name
+	return name
+}
+
+func (c *converter) shorten(s string, limit int) string {
+	short, cut := shorten(s, limit)
+	if cut {
+		c.stats.shortened.Incr(1)
+		c.log.Debugf("Shortened %q to %q: Librato allows %d characters", s, short, limit)
+	}
+	return short
+}
+
+// seriesFor returns the cached series of the metric's tag set.
+func (c *converter) seriesFor(m telegraf.Metric) *series {
+	c.key = c.key[:0]
+	for _, t := range m.TagList() {
+		c.key = append(append(append(append(c.key, t.Key...), 0), t.Value...), 0)
+	}
+	if s, ok := c.series[string(c.key)]; ok {
+		return s
+	}
+	s := c.newSeries(m)
+	if len(c.series) >= maxCacheEntries {
+		clear(c.series)
+	}
+	c.series[string(c.key)] = s
+	return s
+}
+
+func (c *converter) newSeries(m telegraf.Metric) *series {
+	override, hasOverride := "", false
+	if c.cfg.sourceOverrideTag != "" {
+		override, hasOverride = m.GetTag(c.cfg.sourceOverrideTag)
+	}
+	if c.cfg.tagged {
+		return c.taggedSeries(m, override, hasOverride)
+	}
+	if hasOverride && override != "" {
+		return c.legacySeries(sanitizeName(override), fmt.Sprintf("tag %q", c.cfg.sourceOverrideTag))
+	}
+	tags := m.Tags()
+	if c.cfg.sourceOverrideTag != "" {
+		delete(tags, c.cfg.sourceOverrideTag)
+	}
+	bucket := graphite.InsertField(graphite.SerializeBucketName("", tags, c.cfg.template, ""), "value")
+	return c.legacySeries(sanitizeName(bucket), fmt.Sprintf("template %q", c.cfg.template))
+}
+
+func (c *converter) legacySeries(source, origin string) *series {
+	problem := ""
+	switch {
+	case source == "":
+		problem = origin + " resolved to an empty source"
+	case strings.EqualFold(source, "all"):
+		problem = origin + ` resolved to source "all", which Librato reserves`
+	}
+	if problem == "" {
+		return &series{source: c.shorten(source, maxSourceLen)}
+	}
+	if c.cfg.defaultSource != "" {
+		return &series{source: c.cfg.defaultSource}
+	}
+	return &series{problem: problem + " (set default_source to keep such metrics)", reason: reasonEmptySource}
+}
+
+// taggedSeries builds the tag set: extra_tags first, then the source
+// override as "source", then the metric's tags in key order, up to Librato's
+// limit of 50; keys that collide after sanitising keep their first value.
+func (c *converter) taggedSeries(m telegraf.Metric, override string, hasOverride bool) *series {
+	var tags tagSet
+	for _, kv := range c.extraTags {
+		tags.add(kv[0], kv[1])
+	}
+	if hasOverride {
+		tags.add("source", override)
+	}
+	for _, t := range m.TagList() {
+		if t.Key == c.cfg.sourceOverrideTag || c.tagFilter != nil && !c.tagFilter.Match(t.Key) {
+			continue
+		}
+		tags.add(t.Key, t.Value)
+	}
+	if tags.truncated > 0 {
+		c.log.Debugf("Metric %q has more than %d tags: %d left out", m.Name(), maxTags, tags.truncated)
+	}
+	if len(tags.pairs) == 0 {
+		return &series{problem: "no tags to send (Librato's tagged API requires one; see extra_tags)", reason: reasonNoTags}
+	}
+	return &series{tags: string(appendTagObject(nil, tags.pairs))}
+}
+
+type tagSet struct {
+	pairs     [][2]string
+	truncated int
+}
+
+func (ts *tagSet) add(key, value string) {
+	key, _ = shorten(sanitizeTag(key, isTagNameByte), maxTagNameLen)
+	value, _ = shorten(sanitizeTag(value, isTagValueByte), maxTagValueLen)
+	if key == "" || value == "" {
+		return
+	}
+	for _, p := range ts.pairs {
+		if p[0] == key {
+			return
+		}
+	}
+	if len(ts.pairs) == maxTags {
+		ts.truncated++
+		return
+	}
+	ts.pairs = append(ts.pairs, [2]string{key, value})
+}
+
+func (c *converter) dropMetric(m telegraf.Metric, reason dropReason, problem string) {
+	n := 0
+	for _, f := range m.FieldList() {
+		if _, ok := toFloat(f.Value); ok {
+			n++
+		}
+	}
+	c.stats.dropped[reason].Incr(int64(n))
+	if c.drops.wantsExample(reason) {
+		c.drops.example[reason] = fmt.Sprintf("metric %q: %s", m.Name(), problem)
+	}
+	c.drops.count[reason] += n
+}
+
+func (c *converter) dropPoint(name string, s *series, reason dropReason, problem string) {
+	c.stats.dropped[reason].Incr(1)
+	c.log.Debugf("Skipping %s (source %q): %s", name, s.source, problem)
+	if c.drops.wantsExample(reason) {
+		c.drops.example[reason] = name + ": " + problem
+	}
+	c.drops.count[reason]++
+}
+
+// dropLog condenses one flush's conversion drops into a line per reason, so a
+// thousand NaNs give one warning that names an example, not a thousand lines.
+type dropLog struct {
+	count   [numReasons]int
+	example [numReasons]string
+}
+
+func (d *dropLog) reset() { *d = dropLog{} }
+
+func (d *dropLog) wantsExample(r dropReason) bool { return d.count[r] == 0 }
+
+func (d *dropLog) flush(log telegraf.Logger) {
+	for r, n := range d.count {
+		if n > 0 {
+			log.Warnf("Dropped %d measurement(s) (%s), e.g. %s", n, dropReason(r), d.example[r])
+		}
+	}
+}

@@ -1,0 +1,190 @@
+package librato
+
+import (
+	"math"
+	"strconv"
+	"unicode/utf8"
+)
+
+// encodeLegacy appends the /v1/metrics body for pts:
+// {"gauges":[{"name":…,"source":…,"value":…,"measure_time":…},…]}.
+func encodeLegacy(buf []byte, pts []point) []byte {
+	buf = append(buf, `{"gauges":[`...)
+	for i := range pts {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		p := &pts[i]
+		buf = append(buf, `{"name":`...)
+		buf = appendString(buf, p.name)
+		buf = append(buf, `,"source":`...)
+		buf = appendString(buf, p.series.source)
+		if p.count > 0 {
+			buf = appendLegacySummary(buf, &p.summary)
+		} else {
+			buf = append(buf, `,"value":`...)
+			buf = appendFloat(buf, p.value)
+		}
+		buf = append(buf, `,"measure_time":`...)
+		buf = strconv.AppendInt(buf, p.time, 10)
+		buf = append(buf, '}')
+	}
+	return append(buf, "]}"...)
+}
+
+func appendLegacySummary(buf []byte, s *summary) []byte {
+	buf = append(buf, `,"count":`...)
+	buf = strconv.AppendInt(buf, s.count, 10)
+	buf = append(buf, `,"sum":`...)
+	buf = appendFloat(buf, s.sum)
+	buf = appendOptional(buf, `,"min":`, s.min, s.hasMin)
+	buf = appendOptional(buf, `,"max":`, s.max, s.hasMax)
+	return appendOptional(buf, `,"sum_squares":`, s.sumSquares, s.hasSumSq)
+}
+
+// encodeTagged appends the /v1/measurements body for pts. Per-measurement
+// tags replace the top-level ones, so the first point's tags go to the top
+// level and only points of other tag sets carry their own: Telegraf metrics
+// have several fields each, and consecutive points mostly share tags.
+func encodeTagged(buf []byte, pts []point) []byte {
+	var common string
+	if len(pts) > 0 {
+		common = pts[0].series.tags
+	}
+	buf = append(buf, `{"tags":`...)
+	buf = append(buf, common...)
+	buf = append(buf, `,"measurements":[`...)
+	for i := range pts {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		p := &pts[i]
+		buf = append(buf, `{"name":`...)
+		buf = appendString(buf, p.name)
+		if p.series.tags != common {
+			buf = append(buf, `,"tags":`...)
+			buf = append(buf, p.series.tags...)
+		}
+		if p.count > 0 {
+			buf = appendTaggedSummary(buf, &p.summary)
+		} else {
+			buf = append(buf, `,"value":`...)
+			buf = appendFloat(buf, p.value)
+		}
+		buf = append(buf, `,"time":`...)
+		buf = strconv.AppendInt(buf, p.time, 10)
+		buf = append(buf, '}')
+	}
+	return append(buf, "]}"...)
+}
+
+func appendTaggedSummary(buf []byte, s *summary) []byte {
+	buf = append(buf, `,"count":`...)
+	buf = strconv.AppendInt(buf, s.count, 10)
+	buf = append(buf, `,"sum":`...)
+	buf = appendFloat(buf, s.sum)
+	buf = appendOptional(buf, `,"min":`, s.min, s.hasMin)
+	buf = appendOptional(buf, `,"max":`, s.max, s.hasMax)
+	return appendOptional(buf, `,"stddev":`, s.std, s.hasStd)
+}
+
+func appendOptional(buf []byte, key string, v float64, ok bool) []byte {
+	if !ok {
+		return buf
+	}
+	return appendFloat(append(buf, key...), v)
+}
+
+// appendTagObject appends {"k":"v",…}.
+func appendTagObject(buf []byte, pairs [][2]string) []byte {
+	buf = append(buf, '{')
+	for i, kv := range pairs {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendString(buf, kv[0])
+		buf = append(buf, ':')
+		buf = appendString(buf, kv[1])
+	}
+	return append(buf, '}')
+}
+
+// encodedSize estimates a point's share of a request body, to keep bodies
+// under Librato's size limit without encoding twice.
+func encodedSize(p *point) int {
+	n := len(p.name) + len(p.series.source) + len(p.series.tags) + 80
+	if p.count > 0 {
+		n += 120
+	}
+	return n
+}
+
+// appendFloat formats v as encoding/json does (the built-in plugin's
+// format), so the bodies of both plugins carry the same digits. v must be
+// finite: the converter never lets NaN or ±Inf through, and this writes 0
+// for them rather than invalid JSON.
+func appendFloat(buf []byte, v float64) []byte {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return append(buf, '0')
+	}
+	abs := math.Abs(v)
+	format := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	buf = strconv.AppendFloat(buf, v, format, -1, 64)
+	if format == 'e' {
+		// Turn e-09 into e-9, as encoding/json does.
+		n := len(buf)
+		if n >= 4 && buf[n-4] == 'e' && buf[n-3] == '-' && buf[n-2] == '0' {
+			buf[n-2] = buf[n-1]
+			buf = buf[:n-1]
+		}
+	}
+	return buf
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, so
+// the output is valid JSON for any input.
+func appendString(buf []byte, s string) []byte {
+	buf = append(buf, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			buf = append(buf, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				buf = append(buf, '\\', c)
+			case '\n':
+				buf = append(buf, '\\', 'n')
+			case '\r':
+				buf = append(buf, '\\', 'r')
+			case '\t':
+				buf = append(buf, '\\', 't')
+			default:
+				buf = append(buf, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, width := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && width == 1 {
+			buf = append(buf, s[start:i]...)
+			buf = append(buf, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += width
+	}
+	buf = append(buf, s[start:]...)
+	return append(buf, '"')
+}

@@ -1,0 +1,123 @@
+package librato
+
+import (
+	"math"
+	"strings"
+
+	"github.com/influxdata/telegraf"
+)
+
+// appendSummaries turns each group of fields "<p>count" and "<p>sum" (with
+// optional "<p>min", "<p>max", "<p>stdev", "<p>sum_squares", where <p> is ""
+// or "x_", as aggregators.basicstats emits them) into one Librato summary
+// named after the measurement, or "measurement.x". The fields of a group are
+// marked in c.used so they do not also become gauges.
+func (c *converter) appendSummaries(m telegraf.Metric, fields []*telegraf.Field, s *series, t int64) {
+	for i, f := range fields {
+		prefix, ok := strings.CutSuffix(f.Key, "count")
+		if !ok || prefix != "" && !strings.HasSuffix(prefix, "_") {
+			continue
+		}
+		sumIdx := fieldIndex(fields, prefix, "sum")
+		if sumIdx < 0 {
+			continue
+		}
+		c.used[i], c.used[sumIdx] = true, true
+		p := point{series: s, time: t}
+		name := strings.TrimSuffix(prefix, "_")
+		if name == "" {
+			name = "value"
+		}
+		p.name = c.nameFor(m.Name(), name)
+		if problem := c.fillSummary(&p.summary, fields, prefix, f.Value, fields[sumIdx].Value); problem != "" {
+			reason := reasonInvalidValue
+			if p.count == 0 {
+				reason = reasonZeroCount
+			}
+			c.dropPoint(p.name, s, reason, problem)
+			continue
+		}
+		c.points = append(c.points, p)
+	}
+}
+
+func fieldIndex(fields []*telegraf.Field, prefix, stat string) int {
+	for i, f := range fields {
+		if len(f.Key) == len(prefix)+len(stat) && strings.HasPrefix(f.Key, prefix) && strings.HasSuffix(f.Key, stat) {
+			return i
+		}
+	}
+	return -1
+}
+
+// fillSummary reads the optional statistics of a group and checks that
+// Librato will take the result; it returns the problem if not.
+func (c *converter) fillSummary(sm *summary, fields []*telegraf.Field, prefix string, count, sum any) string {
+	n, ok := toFloat(count)
+	if !ok || n != math.Trunc(n) || n < 0 || n > math.MaxInt64/2 {
+		return "summary count is not a whole number"
+	}
+	if n == 0 {
+		return "summary count is 0, which Librato rejects"
+	}
+	sm.count = int64(n)
+	var problem string
+	if sm.sum, problem = c.statValue(sum); problem != "" {
+		return "summary sum: " + problem
+	}
+	optional := []struct {
+		stat string
+		dst  *float64
+		has  *bool
+	}{
+		{"min", &sm.min, &sm.hasMin},
+		{"max", &sm.max, &sm.hasMax},
+		{"stdev", &sm.std, &sm.hasStd},
+		{"sum_squares", &sm.sumSquares, &sm.hasSumSq},
+	}
+	for _, o := range optional {
+		idx := fieldIndex(fields, prefix, o.stat)
+		if idx < 0 {
+			continue
+		}
+		c.used[idx] = true
+		if *o.dst, problem = c.statValue(fields[idx].Value); problem != "" {
+			return "summary " + o.stat + ": " + problem
+		}
+		*o.has = true
+	}
+	sm.deriveSpread()
+	return ""
+}
+
+func (*converter) statValue(v any) (float64, string) {
+	f, ok := toFloat(v)
+	if !ok {
+		return 0, "not a number"
+	}
+	if _, problem := valueProblem(f); problem != "" {
+		return 0, problem
+	}
+	return f, ""
+}
+
+// deriveSpread fills whichever of sum_squares (legacy API) and stddev (tagged
+// API) is missing from the other. basicstats' stdev is the sample standard
+// deviation, so Σx² = s²·(n-1) + sum²/n.
+func (sm *summary) deriveSpread() {
+	n := float64(sm.count)
+	switch {
+	case sm.hasStd && !sm.hasSumSq:
+		sm.sumSquares = sm.std*sm.std*(n-1) + sm.sum*sm.sum/n
+		sm.hasSumSq = valueOK(sm.sumSquares)
+	case sm.hasSumSq && !sm.hasStd && n > 1:
+		variance := (sm.sumSquares - sm.sum*sm.sum/n) / (n - 1)
+		sm.std = math.Sqrt(math.Max(variance, 0))
+		sm.hasStd = valueOK(sm.std)
+	}
+}
+
+func valueOK(v float64) bool {
+	_, problem := valueProblem(v)
+	return problem == ""
+}
