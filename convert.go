@@ -35,6 +35,14 @@ type series struct {
 	reason  dropReason
 }
 
+// String describes the series for log lines, in the terms of the API used.
+func (s *series) String() string {
+	if s.tags != "" {
+		return "tags " + s.tags
+	}
+	return fmt.Sprintf("source %q", s.source)
+}
+
 // point is one Librato measurement: a gauge or, when count > 0, a summary.
 type point struct {
 	name   string
@@ -133,7 +141,10 @@ func (c *converter) convertMetric(m telegraf.Metric) {
 		}
 		v, ok := toFloat(f.Value)
 		if !ok {
-			continue // strings have no Librato representation, as in the built-in plugin
+			// Librato stores numbers only; the built-in plugin skips
+			// strings silently too.
+			c.log.Debugf("Skipping string field %s.%s", m.Name(), f.Key)
+			continue
 		}
 		name := c.nameFor(m.Name(), f.Key)
 		if reason, problem := valueProblem(v); problem != "" {
@@ -299,6 +310,7 @@ func (c *converter) dropMetric(m telegraf.Metric, reason dropReason, problem str
 		}
 	}
 	c.stats.dropped[reason].Incr(int64(n))
+	c.log.Debugf("Skipping metric %q (%d measurements): %s", m.Name(), n, problem)
 	if c.drops.wantsExample(reason) {
 		c.drops.example[reason] = fmt.Sprintf("metric %q: %s", m.Name(), problem)
 	}
@@ -307,7 +319,7 @@ func (c *converter) dropMetric(m telegraf.Metric, reason dropReason, problem str
 
 func (c *converter) dropPoint(name string, s *series, reason dropReason, problem string) {
 	c.stats.dropped[reason].Incr(1)
-	c.log.Debugf("Skipping %s (source %q): %s", name, s.source, problem)
+	c.log.Debugf("Skipping %s (%s): %s", name, s, problem)
 	if c.drops.wantsExample(reason) {
 		c.drops.example[reason] = name + ": " + problem
 	}

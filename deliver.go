@@ -31,8 +31,12 @@ const (
 
 // flush is the state of one Write's delivery.
 type flush struct {
-	s        *sender
-	req      request
+	s   *sender
+	req request
+	// stop ends waits and keeps new requests from starting once the flush
+	// has failed. Requests already sent are not cancelled: Librato may have
+	// stored them, and only their answer tells.
+	stop     context.Context
 	cancel   context.CancelCauseFunc
 	deadline time.Time
 	settled  []bool // per point: accepted, or dropped for good
@@ -84,7 +88,8 @@ func (s *sender) newFlush(n int) (*flush, error) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	f := &flush{
 		s:        s,
-		req:      request{ctx: ctx, auth: auth, redact: s.redactor()},
+		req:      request{auth: auth, redact: s.redactor()},
+		stop:     ctx,
 		cancel:   cancel,
 		deadline: time.Now().Add(s.cfg.retryBudget),
 		settled:  make([]bool, n),
@@ -116,7 +121,7 @@ func (f *flush) run(pts []point, batches [][2]int) {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= len(batches) || f.req.ctx.Err() != nil {
+				if i >= len(batches) || f.stop.Err() != nil {
 					return
 				}
 				lo, hi := batches[i][0], batches[i][1]
@@ -130,8 +135,8 @@ func (f *flush) run(pts []point, batches [][2]int) {
 	wg.Wait()
 }
 
-// fail records the first error and stops the other requests: whatever made
-// this batch give up would make the others wait for nothing.
+// fail records the first error and stops the other batches: whatever made
+// this one give up would make the others wait for nothing.
 func (f *flush) fail(err error) {
 	f.errOnce.Do(func() {
 		f.err = err
@@ -148,7 +153,10 @@ func (f *flush) send(pts []point, settled []bool) error {
 	}
 	defer body.release()
 	for attempt := 0; ; attempt++ {
-		if err := f.s.gate.wait(f.req.ctx, f.deadline); err != nil {
+		if f.stop.Err() != nil {
+			return context.Cause(f.stop)
+		}
+		if err := f.s.gate.wait(f.stop, f.deadline); err != nil {
 			return err
 		}
 		o := f.s.post(&f.req, body, len(pts))
@@ -190,7 +198,7 @@ func (f *flush) backoff(attempt int, o outcome) error {
 		return fmt.Errorf("giving up after %d attempt(s) within retry_budget: %w", attempt+1, o.err)
 	}
 	f.s.stats.retries.Incr(1)
-	return sleep(f.req.ctx, wait)
+	return sleep(f.stop, wait)
 }
 
 // isolate finds the measurements of a rejected request. It first separates
@@ -245,8 +253,7 @@ func partitionSuspects(pts []point, o outcome) int {
 func (f *flush) drop(pts []point, settled []bool, reason string) {
 	for i := range pts {
 		p := &pts[i]
-		f.s.log.Warnf("Librato rejected %s (source %q, tags %s, time %d): %s; dropped it",
-			p.name, p.series.source, p.series.tags, p.time, reason)
+		f.s.log.Warnf("Librato rejected %s (%s, time %d): %s; dropped it", p.name, p.series, p.time, reason)
 		settled[i] = true
 	}
 	f.s.stats.dropped[reasonRejected].Incr(int64(len(pts)))

@@ -179,8 +179,12 @@ func parseAPIError(body []byte) apiError {
 	var groups map[string]json.RawMessage
 	if json.Unmarshal(doc.Errors, &groups) == nil {
 		for _, group := range slices.Sorted(maps.Keys(groups)) {
-			if group == "params" {
+			switch group {
+			case "params":
 				parts = append(parts, e.readParams(groups[group])...)
+				continue
+			case "name": // the tagged API may put the metric beside params
+				e.names = append(e.names, stringsOf(groups[group])...)
 				continue
 			}
 			for _, msg := range stringsOf(groups[group]) {

@@ -143,7 +143,6 @@ func (s *sender) redactor() *strings.Replacer {
 
 // request is one flush's shared request settings.
 type request struct {
-	ctx    context.Context
 	auth   string
 	redact *strings.Replacer
 }
@@ -160,9 +159,6 @@ func (s *sender) post(r *request, body *payload, n int) outcome {
 	elapsed := time.Since(start)
 	s.stats.requestTime.Incr(elapsed.Nanoseconds())
 	if err != nil {
-		if r.ctx.Err() != nil {
-			return outcome{kind: fatal, err: context.Cause(r.ctx)}
-		}
 		s.debugf("POST %s: %d measurements, %d bytes: failed after %s: %v", s.cfg.url, n, len(body.wire), elapsed, err)
 		return outcome{kind: transient, err: fmt.Errorf("sending to librato: %w", err)}
 	}
@@ -181,7 +177,7 @@ func (s *sender) post(r *request, body *payload, n int) outcome {
 }
 
 func (s *sender) newRequest(r *request, body *payload) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(r.ctx, http.MethodPost, s.cfg.url, body.reader())
+	req, err := http.NewRequest(http.MethodPost, s.cfg.url, body.reader())
 	if err != nil {
 		return nil, fmt.Errorf("creating request: %w", err)
 	}

@@ -1,0 +1,102 @@
+package librato
+
+import (
+	"testing"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/config"
+
+	"github.com/seed-d22a899f/librato/internal/benchkit"
+)
+
+// The benchmarks compare this plugin with Telegraf's built-in one on the
+// shared workload of internal/benchkit (100 hosts: 1,000 metrics, 9,000
+// gauges per collection interval); go run ./cmd/librato-bench runs the same
+// code and prints the comparison against the performance targets.
+//
+//	go test -run '^$' -bench . -benchmem .
+
+// benchOurs is this plugin at its defaults, posting to the given URL.
+func benchOurs(configure ...func(*Librato)) benchkit.Plugin {
+	d := newLibrato()
+	return benchkit.Plugin{
+		Name: "ours",
+		New: func(url string) telegraf.Output {
+			l := newLibrato()
+			l.APIURL = url
+			l.APIUser = benchkit.Secret(benchkit.User)
+			l.APIToken = benchkit.Secret(benchkit.Token)
+			for _, f := range configure {
+				f(l)
+			}
+			return l
+		},
+		Concurrency: d.ConcurrentWrites,
+		PerRequest:  d.MeasurementsPerRequest,
+	}
+}
+
+func benchPlugins() []benchkit.Plugin {
+	return []benchkit.Plugin{benchkit.Builtin(), benchOurs()}
+}
+
+func pluginKey(p benchkit.Plugin) string {
+	if p.Name == "built-in" {
+		return "builtin"
+	}
+	return p.Name
+}
+
+// BenchmarkWrite is one Write of 1,000 metrics straight into the plugin,
+// posting to a discarding in-process server.
+func BenchmarkWrite(b *testing.B) {
+	for _, p := range benchPlugins() {
+		b.Run(pluginKey(p), func(b *testing.B) { benchkit.BenchWrite(b, p) })
+	}
+}
+
+// BenchmarkRunningOutput is the same flush driven by Telegraf's
+// models.RunningOutput: AddMetricNoCopy of fresh metrics, then Write.
+func BenchmarkRunningOutput(b *testing.B) {
+	for _, p := range benchPlugins() {
+		b.Run(pluginKey(p), func(b *testing.B) { benchkit.BenchRunningOutput(b, p) })
+	}
+}
+
+// BenchmarkThroughput delivers 10,000 metrics (90,000 gauges) per Write to
+// the fake API answering after 50 ms.
+func BenchmarkThroughput(b *testing.B) {
+	for _, p := range benchPlugins() {
+		b.Run(pluginKey(p), func(b *testing.B) { benchkit.BenchThroughput(b, p, 50*time.Millisecond, 10) })
+	}
+}
+
+// BenchmarkGzip is BenchmarkWrite of this plugin with and without
+// content_encoding = "gzip"; wire-B/gauge is what goes over the network.
+func BenchmarkGzip(b *testing.B) {
+	for _, enc := range []string{"identity", "gzip"} {
+		p := benchOurs(func(l *Librato) { l.ContentEncoding = enc })
+		b.Run(enc, func(b *testing.B) { benchkit.BenchWrite(b, p) })
+	}
+}
+
+// TestBenchkitDefaults keeps the defaults cmd/librato-bench builds this
+// plugin with (it cannot call newLibrato) in step with newLibrato.
+func TestBenchkitDefaults(t *testing.T) {
+	l := newLibrato()
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"measurements_per_request", l.MeasurementsPerRequest, benchkit.DefaultMeasurementsPerRequest},
+		{"concurrent_writes", l.ConcurrentWrites, benchkit.DefaultConcurrentWrites},
+		{"timeout", l.Timeout, config.Duration(benchkit.DefaultTimeout)},
+		{"retry_budget", l.RetryBudget, config.Duration(benchkit.DefaultRetryBudget)},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: newLibrato has %v, benchkit.Default* %v", c.name, c.got, c.want)
+		}
+	}
+}

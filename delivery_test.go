@@ -1,0 +1,425 @@
+package librato
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/config"
+	"github.com/influxdata/telegraf/metric"
+	"github.com/influxdata/telegraf/models"
+	"github.com/influxdata/telegraf/testutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seed-d22a899f/librato/internal/fakelibrato"
+)
+
+// These tests are the delivery contract: for each failure, exactly which
+// measurements reach the (fake) API and how many times.
+
+// workload makes n metrics of 3 fields each, at distinct recent times, and
+// the gauges they should produce.
+func workload(n int) ([]telegraf.Metric, []fakeKey) {
+	base := time.Now().Add(-time.Minute).Truncate(time.Second)
+	metrics := make([]telegraf.Metric, 0, n)
+	var want []fakeKey
+	for i := range n {
+		host := fmt.Sprintf("host%02d", i%20)
+		ts := base.Add(-time.Duration(i/20) * time.Second)
+		metrics = append(metrics, metric.New("cpu", map[string]string{"host": host, "cpu": "total"},
+			map[string]any{"idle": float64(i), "user": int64(i), "busy": i%2 == 0}, ts))
+		for _, f := range []string{"idle", "user", "busy"} {
+			want = append(want, fakeKey{"cpu." + f, host, ts.Unix()})
+		}
+	}
+	return metrics, want
+}
+
+type fakeKey struct {
+	name, source string
+	time         int64
+}
+
+func newFake(t *testing.T, opts fakelibrato.Options) *fakelibrato.Server {
+	opts.User, opts.Token = testUser, testToken
+	s := fakelibrato.New(opts)
+	t.Cleanup(s.Close)
+	return s
+}
+
+// requireExactlyOnce checks every wanted gauge arrived once and nothing else
+// arrived.
+func requireExactlyOnce(t *testing.T, fake *fakelibrato.Server, want []fakeKey) {
+	t.Helper()
+	for _, k := range want {
+		require.Equal(t, 1, fake.CountGauge(k.name, k.source, k.time), "gauge %v", k)
+	}
+	require.Len(t, fake.Gauges(), len(want))
+}
+
+// debugPlugin is a plugin with debug logging captured, to check what users
+// see and that credentials never appear.
+func debugPlugin(t *testing.T, url string, configure ...func(*Librato)) (*Librato, *testutil.CaptureLogger) {
+	logger := newCaptureLogger()
+	l := newPlugin(t, url, append([]func(*Librato){func(l *Librato) {
+		l.Debug = true
+		l.Log = logger
+	}}, configure...)...)
+	t.Cleanup(func() { requireNoCredentials(t, logText(logger)) })
+	return l, logger
+}
+
+func requireNoCredentials(t *testing.T, text string) {
+	t.Helper()
+	require.NotContains(t, text, testToken)
+	require.NotContains(t, text, testUser)
+}
+
+func TestInvalidValuesAmongGoodOnes(t *testing.T) {
+	fake := newFake(t, fakelibrato.Options{})
+	l, logger := debugPlugin(t, fake.LegacyURL())
+	metrics, want := workload(2000)
+	for i, v := range []float64{math.NaN(), math.Inf(1), math.Inf(-1), 1e200} {
+		metrics = append(metrics, metric.New("bad", map[string]string{"host": "h"},
+			map[string]any{"v": v, "ok": float64(i)}, time.Now().Truncate(time.Second).Add(time.Duration(-i)*time.Second)))
+		want = append(want, fakeKey{"bad.ok", "h", time.Now().Truncate(time.Second).Add(time.Duration(-i) * time.Second).Unix()})
+	}
+
+	require.NoError(t, l.Write(metrics))
+	requireExactlyOnce(t, fake, want)
+	require.Contains(t, logText(logger), "Dropped 3 measurement(s) (invalid_value)")
+	require.Contains(t, logText(logger), "Dropped 1 measurement(s) (out_of_range)")
+}
+
+func TestRejectedMeasurementsAreIsolated(t *testing.T) {
+	for _, namesThem := range []bool{false, true} {
+		t.Run(fmt.Sprintf("error names the metric=%v", namesThem), func(t *testing.T) {
+			metrics, want := workload(1000)
+			bad := map[fakeKey]bool{want[10]: true, want[700]: true, want[2999]: true}
+			fake := newFake(t, fakelibrato.Options{Fault: rejectGauges(bad, namesThem)})
+			l, logger := debugPlugin(t, fake.LegacyURL())
+
+			require.NoError(t, l.Write(metrics))
+
+			var good []fakeKey
+			for _, k := range want {
+				if !bad[k] {
+					good = append(good, k)
+				}
+			}
+			requireExactlyOnce(t, fake, good)
+			rejections := 0
+			for _, w := range logger.Warnings() {
+				if strings.Contains(w, "Librato rejected") {
+					rejections++
+					require.Contains(t, w, "value is not accepted here")
+				}
+			}
+			require.Equal(t, len(bad), rejections, "one warning per rejected measurement")
+			extra := len(fake.Requests()) - 10
+			require.LessOrEqual(t, extra, 3*2*9, "isolation must take a bounded number of requests")
+		})
+	}
+}
+
+// rejectGauges answers 400 to any request holding one of the bad gauges, like
+// Librato rejecting a whole request for one invalid measurement.
+func rejectGauges(bad map[fakeKey]bool, namesThem bool) func(int, *fakelibrato.Received) fakelibrato.Action {
+	return func(_ int, r *fakelibrato.Received) fakelibrato.Action {
+		for _, g := range r.Gauges {
+			if bad[fakeKey{g.Name, g.Source, g.MeasureTime}] {
+				name := ""
+				if namesThem {
+					name = fmt.Sprintf(`,"name":%q`, g.Name)
+				}
+				body := fmt.Sprintf(`{"errors":{"params":{"value":["value is not accepted here"]%s}}}`, name)
+				return fakelibrato.Action{Status: http.StatusBadRequest, Body: []byte(body)}
+			}
+		}
+		return fakelibrato.Action{}
+	}
+}
+
+// TestTransientFailuresNeverDuplicate covers a 503 on the 2nd request and a
+// connection reset on the 3rd, both when the flush retries by itself and
+// when it has no retry budget and Telegraf's next flush must finish the job.
+func TestTransientFailuresNeverDuplicate(t *testing.T) {
+	for _, budget := range []time.Duration{5 * time.Second, 0} {
+		t.Run(fmt.Sprintf("retry_budget=%s", budget), func(t *testing.T) {
+			fake := newFake(t, fakelibrato.Options{Fault: func(n int, _ *fakelibrato.Received) fakelibrato.Action {
+				switch n {
+				case 2:
+					return fakelibrato.Action{Status: http.StatusServiceUnavailable, Body: []byte(`{"errors":{"system":["maintenance"]}}`)}
+				case 3:
+					return fakelibrato.Action{Reset: true}
+				}
+				return fakelibrato.Action{}
+			}})
+			l, _ := debugPlugin(t, fake.LegacyURL(), func(l *Librato) {
+				l.RetryBudget = config.Duration(budget)
+				l.ConcurrentWrites = 2
+			})
+			out := runningOutput(t, l)
+			metrics, want := workload(1000)
+			for _, m := range metrics {
+				out.AddMetric(m)
+			}
+			err := out.Write()
+			if budget == 0 {
+				require.Error(t, err, "without retry budget the flush fails")
+				require.Positive(t, out.BufferLength(), "Telegraf keeps the metrics")
+				for range 3 { // Telegraf's next flushes
+					if err = out.Write(); err == nil {
+						break
+					}
+				}
+				require.NoError(t, err, "Telegraf's retries")
+			} else {
+				require.NoError(t, err)
+			}
+			require.Zero(t, out.BufferLength())
+			requireExactlyOnce(t, fake, want)
+		})
+	}
+}
+
+func runningOutput(t *testing.T, l *Librato) *models.RunningOutput {
+	out, err := models.NewRunningOutput(l, &models.OutputConfig{Name: "librato"}, 100_000, 100_000)
+	require.NoError(t, err)
+	return out
+}
+
+func TestRetryAfterHoldsEveryRequest(t *testing.T) {
+	var mu sync.Mutex
+	var arrivals []time.Time
+	var blockedAt time.Time
+	fake := newFake(t, fakelibrato.Options{Fault: func(n int, _ *fakelibrato.Received) fakelibrato.Action {
+		mu.Lock()
+		defer mu.Unlock()
+		arrivals = append(arrivals, time.Now())
+		if n == 1 {
+			blockedAt = time.Now()
+			return fakelibrato.Action{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"1"}},
+				Body: []byte(`{"request_time":1,"error":"You have hit the API limit for measurements [measure:raw_rate]."}`)}
+		}
+		return fakelibrato.Action{}
+	}})
+	l, _ := debugPlugin(t, fake.LegacyURL(), func(l *Librato) { l.ConcurrentWrites = 1 })
+	metrics, want := workload(500)
+
+	require.NoError(t, l.Write(metrics))
+	requireExactlyOnce(t, fake, want)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, at := range arrivals[1:] {
+		require.GreaterOrEqual(t, at.Sub(blockedAt), time.Second, "a request was sent while Librato asked to wait")
+	}
+}
+
+// TestRetryAfterHoldsConcurrentRequests: with requests in flight when the
+// 429 arrives, none is sent after it until the wait is over.
+func TestRetryAfterHoldsConcurrentRequests(t *testing.T) {
+	var mu sync.Mutex
+	var arrivals []time.Time
+	var blockedAt time.Time
+	fake := newFake(t, fakelibrato.Options{Latency: 20 * time.Millisecond, Fault: func(n int, _ *fakelibrato.Received) fakelibrato.Action {
+		mu.Lock()
+		defer mu.Unlock()
+		arrivals = append(arrivals, time.Now())
+		if n == 1 {
+			blockedAt = time.Now()
+			return fakelibrato.Action{Status: http.StatusTooManyRequests, Header: http.Header{"Retry-After": {"1"}}}
+		}
+		return fakelibrato.Action{}
+	}})
+	// 300 requests of 20 measurements at 20 ms each keep 4 workers busy
+	// for well over the second of waiting.
+	l, _ := debugPlugin(t, fake.LegacyURL(), func(l *Librato) {
+		l.ConcurrentWrites = 4
+		l.MeasurementsPerRequest = 20
+	})
+	metrics, want := workload(2000)
+
+	require.NoError(t, l.Write(metrics))
+	requireExactlyOnce(t, fake, want)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, at := range arrivals[1:] {
+		since := at.Sub(blockedAt)
+		// Requests already on the wire when the 429 left may still land
+		// right after it; nothing may start later until the second is over.
+		require.False(t, since > 200*time.Millisecond && since < time.Second, "request %s after the 429", since)
+	}
+}
+
+func TestUnresponsiveAPIReturnsWithinBudget(t *testing.T) {
+	fake := newFake(t, fakelibrato.Options{Fault: func(int, *fakelibrato.Received) fakelibrato.Action {
+		return fakelibrato.Action{Hang: true}
+	}})
+	l, _ := debugPlugin(t, fake.LegacyURL(), func(l *Librato) {
+		l.Timeout = config.Duration(300 * time.Millisecond)
+		l.RetryBudget = config.Duration(time.Second)
+	})
+	metrics, _ := workload(3000)
+
+	start := time.Now()
+	err := l.Write(metrics)
+	elapsed := time.Since(start)
+	require.ErrorContains(t, err, "stay buffered")
+	require.Less(t, elapsed, 3*time.Second, "budget 1s + one timeout of 300ms, with slack")
+	requireNoCredentials(t, err.Error())
+}
+
+func TestHugeErrorBodyIsNotRead(t *testing.T) {
+	chunk := []byte(strings.Repeat("x", 64<<10))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusBadGateway)
+		for range (200 << 20) / len(chunk) { // 200 MB, streamed
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	l, _ := debugPlugin(t, srv.URL, func(l *Librato) { l.RetryBudget = 0 })
+	metrics, _ := workload(10)
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	err := l.Write(metrics)
+	runtime.ReadMemStats(&after)
+
+	require.ErrorContains(t, err, "502")
+	require.Less(t, len(err.Error()), 1500, "error strings stay short")
+	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(8<<20), "the body must not be read into memory")
+}
+
+func TestAccepted202IsSuccess(t *testing.T) {
+	fake := newFake(t, fakelibrato.Options{Fault: func(int, *fakelibrato.Received) fakelibrato.Action {
+		return fakelibrato.Action{Status: http.StatusAccepted}
+	}})
+	l, _ := debugPlugin(t, fake.LegacyURL())
+	metrics, _ := workload(10)
+	require.NoError(t, l.Write(metrics))
+	require.Len(t, fake.Requests(), 1)
+}
+
+// TestSettingErrors: 401 and other 403s stop the flush at once with an
+// error naming the setting to fix; nothing is retried in a loop.
+func TestSettingErrors(t *testing.T) {
+	cases := []struct {
+		name      string
+		status    int
+		body      string
+		tagged    bool
+		wantError string
+	}{
+		{"bad credentials", 401, `{"errors":{"request":["Credentials are required to access this resource."]}}`, false, "check api_user"},
+		{"read-only token", 403, `{"errors":{"request":["read-only token"]}}`, false, "record access"},
+		{"tags not enabled", 403, `{"errors":["Tag based measurements are not enabled for this account."]}`, true, `api = "legacy"`},
+		{"wrong path", 404, `{"errors":{"request":["not found"]}}`, false, "check api_url"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := newFake(t, fakelibrato.Options{Fault: func(int, *fakelibrato.Received) fakelibrato.Action {
+				return fakelibrato.Action{Status: tc.status, Body: []byte(tc.body)}
+			}})
+			url := fake.LegacyURL()
+			l, _ := debugPlugin(t, url, func(l *Librato) {
+				l.ConcurrentWrites = 1
+				if tc.tagged {
+					l.API = apiTagged
+					l.APIURL = fake.TaggedURL()
+				}
+			})
+			metrics, _ := workload(1000)
+			err := l.Write(metrics)
+			require.ErrorContains(t, err, tc.wantError)
+			require.Len(t, fake.Requests(), 1, "no retry loop")
+			requireNoCredentials(t, err.Error())
+		})
+	}
+}
+
+func TestTaggedDisabledAccount(t *testing.T) {
+	fake := newFake(t, fakelibrato.Options{TaggedDisabled: true})
+	l, _ := debugPlugin(t, fake.TaggedURL(), func(l *Librato) { l.API = apiTagged })
+	metrics, _ := workload(5)
+	require.ErrorContains(t, l.Write(metrics), `set api = "legacy"`)
+}
+
+func TestRateLimit403IsRetried(t *testing.T) {
+	fake := newFake(t, fakelibrato.Options{Fault: func(n int, _ *fakelibrato.Received) fakelibrato.Action {
+		if n == 1 {
+			return fakelibrato.Action{Status: http.StatusForbidden,
+				Body: []byte(`{"request_time":1,"error":"You have hit the API limit for measurements [measure:raw_rate]. Contact: x to adjust this limit."}`)}
+		}
+		return fakelibrato.Action{}
+	}})
+	l, _ := debugPlugin(t, fake.LegacyURL())
+	metrics, want := workload(50)
+	require.NoError(t, l.Write(metrics))
+	requireExactlyOnce(t, fake, want)
+}
+
+func TestOversizedRequestIsSplit(t *testing.T) {
+	fake := newFake(t, fakelibrato.Options{MaxBodyBytes: 8 << 10})
+	l, _ := debugPlugin(t, fake.LegacyURL())
+	metrics, want := workload(300)
+	require.NoError(t, l.Write(metrics))
+	requireExactlyOnce(t, fake, want)
+}
+
+// TestTooOldMeasurementsAreDropped: Librato rejects a whole request when a
+// measure_time is too old and does not say which; the plugin finds them.
+func TestTooOldMeasurementsAreDropped(t *testing.T) {
+	fake := newFake(t, fakelibrato.Options{MaxPast: time.Hour})
+	l, logger := debugPlugin(t, fake.LegacyURL())
+	metrics, want := workload(600)
+	old := time.Now().Add(-2 * time.Hour)
+	for i := range 5 {
+		metrics = append(metrics, metric.New("cpu", map[string]string{"host": "old"},
+			map[string]any{"idle": 1.0}, old.Add(time.Duration(i)*time.Second)))
+	}
+
+	require.NoError(t, l.Write(metrics))
+	requireExactlyOnce(t, fake, want)
+	require.Len(t, logger.Warnings(), 5)
+	require.Contains(t, logger.Warnings()[0], "too far in the past")
+}
+
+func TestCredentialsFromURLAreNeverShown(t *testing.T) {
+	fake := newFake(t, fakelibrato.Options{})
+	url := strings.Replace(fake.LegacyURL(), "http://", "http://"+strings.Replace(testUser, "@", "%40", 1)+":"+testToken+"@", 1)
+	logger := newCaptureLogger()
+	l := newLibrato()
+	l.APIURL = url
+	l.Debug = true
+	l.Log = logger
+	require.NoError(t, l.Init())
+	require.NoError(t, l.Connect())
+	metrics, want := workload(20)
+	require.NoError(t, l.Write(metrics))
+	requireExactlyOnce(t, fake, want)
+	require.NotEmpty(t, logger.Messages())
+	requireNoCredentials(t, logText(logger))
+}
+
+func TestCredentialsEchoedByAPIAreRedacted(t *testing.T) {
+	fake := newFake(t, fakelibrato.Options{Fault: func(int, *fakelibrato.Received) fakelibrato.Action {
+		return fakelibrato.Action{Status: 500, Body: []byte(`{"errors":{"system":["bad token ` + testToken + ` for ` + testUser + `"]}}`)}
+	}})
+	l, _ := debugPlugin(t, fake.LegacyURL(), func(l *Librato) { l.RetryBudget = 0 })
+	metrics, _ := workload(5)
+	err := l.Write(metrics)
+	require.Error(t, err)
+	requireNoCredentials(t, err.Error())
+}
