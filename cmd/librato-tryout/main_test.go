@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// storedRow is a table row the run must print: name, source or tags, value.
+type storedRow struct{ name, series, value string }
+
+func TestRun(t *testing.T) {
+	tests := []struct {
+		name      string
+		args      []string
+		rows      []storedRow
+		absent    []string // names that must not be in the table
+		dropped   []string // reasons the Dropped section must give
+		summary   string   // regexp for the last line
+		stderrHas []string
+	}{
+		{
+			name: "legacy",
+			args: nil,
+			rows: []storedRow{
+				{"cpu.usage_idle", "web01", "84.25"},
+				{"cpu.usage_idle", "web01", "86"}, // the same series ten seconds earlier
+				{"mem.total", "db01", "34359738368"},
+				{"temperature", "db01", "54.5"},                    // field "value"
+				{"service.up", "web01", "1"},                       // bool
+				{"net.bytes_recv", "db01", "18446744073709552000"}, // uint64 beyond int64
+				{"http_response.ms_count", "web01", "120"},         // no summaries by default
+				{"prometheus_kube_deployment_stat…6925a7693e3fc6bd (255 chars)", "web02", "3"},
+			},
+			absent: []string{"app_requests.rate", "heartbeat.alive", "sensor.", "physics.huge", "uptime.seconds", "service.status"},
+			dropped: []string{
+				"W! Dropped 2 measurement(s) (invalid_value)",
+				"W! Dropped 2 measurement(s) (out_of_range), e.g. physics.huge",
+				`W! Dropped 2 measurement(s) (empty_source), e.g. metric "app_requests": template "host" resolved to an empty source`,
+				`W! Librato rejected uptime.seconds (source "web02"`,
+				"is too far in the past; dropped it",
+				`D! Skipping sensor.reading (source "db01"): value is NaN`,
+				`D! Skipping sensor.drift (source "db01"): value is infinite`,
+				`D! Skipping physics.tiny (source "db01"): value is below Librato's limit of 1e-130`,
+				`D! Skipping string field service.status`,
+				"Librato allows 255 characters",
+			},
+			summary:   `^22 metrics in, 49 gauges stored, \d+ requests \(1×200, \d+×400\)$`,
+			stderrHas: []string{"W! [outputs.librato] Dropped 2 measurement(s) (empty_source)"},
+		},
+		{
+			name: "tagged with summaries",
+			args: []string{"-api", "tagged", "-summaries"},
+			rows: []storedRow{
+				{"cpu.usage_idle", "cpu=cpu-total,host=web01", "84.25"},
+				{"disk.free", "device=nvme0n1p1,fstype=ext4,host=db01,path=/var/lib/postgresql", "147102629888"},
+				{"app_requests.rate", "env=prod,service=checkout", "130.5"}, // no host, but tags to send
+				{"temperature", "host=db01,sensor=cpu", "54.5"},
+				{"http_response.ms", "host=web01,path=/api", "count=120 sum=4830.5 min=3.2 max=412.9 stddev=51.7"},
+			},
+			absent: []string{"heartbeat.alive", "http_response.ms_count", "uptime.seconds"},
+			dropped: []string{
+				"W! Dropped 2 measurement(s) (invalid_value)",
+				`W! Dropped 1 measurement(s) (no_tags), e.g. metric "heartbeat"`,
+				`W! Librato rejected uptime.seconds (tags {"host":"web02"}`,
+			},
+			summary: `^22 metrics in, 46 measurements stored, \d+ requests \(\d+×202, \d+×400\)$`,
+		},
+		{
+			name: "legacy summaries and default_source from the testdata copy",
+			args: []string{"-summaries", "-input", "../../testdata/tryout/metrics.lp", "-config", `default_source = "unknown"`},
+			rows: []storedRow{
+				{"app_requests.rate", "unknown", "130.5"},
+				{"heartbeat.alive", "unknown", "1"},
+			},
+			absent:  []string{"http_response.ms_count"},
+			dropped: []string{"W! Dropped 2 measurement(s) (invalid_value)"},
+			summary: `^22 metrics in, 47 gauges stored, \d+ requests`,
+		},
+		{
+			name:    "template",
+			args:    []string{"-template", "host.cpu"},
+			rows:    []storedRow{{"cpu.usage_idle", "web01.cpu-total", "84.25"}, {"mem.total", "db01", "34359738368"}},
+			summary: `^22 metrics in, 49 gauges stored`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			require.NoError(t, run(tt.args, &stdout, &stderr), "stderr:\n%s", stderr.String())
+			out := stdout.String()
+
+			table, rest, ok := strings.Cut(out, "\nDropped ")
+			require.True(t, ok, "no Dropped section in:\n%s", out)
+			for _, r := range tt.rows {
+				requireRecent(t, requireRow(t, table, r))
+			}
+			for _, name := range tt.absent {
+				require.NotRegexp(t, `(?m)^`+regexp.QuoteMeta(name), table)
+			}
+			for _, d := range tt.dropped {
+				require.Contains(t, rest, d)
+			}
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			require.Regexp(t, tt.summary, lines[len(lines)-1])
+			for _, s := range tt.stderrHas {
+				require.Contains(t, stderr.String(), s)
+			}
+		})
+	}
+}
+
+// requireRow finds the row in the table and returns its time column.
+func requireRow(t *testing.T, table string, r storedRow) string {
+	t.Helper()
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(r.name) + ` +` + regexp.QuoteMeta(r.series) +
+		` +` + regexp.QuoteMeta(r.value) + ` +(\S+)$`)
+	m := re.FindStringSubmatch(table)
+	require.NotNil(t, m, "no row %q in:\n%s", r, table)
+	return m[1]
+}
+
+// requireRecent checks the timestamp rewrite: the sample dates from 2023,
+// what Librato stored must be from the last minutes.
+func requireRecent(t *testing.T, rfc3339 string) {
+	t.Helper()
+	ts, err := time.Parse(time.RFC3339, rfc3339)
+	require.NoError(t, err)
+	require.WithinDuration(t, time.Now(), ts, 5*time.Minute)
+}
+
+func TestDebugLogsRequests(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, run([]string{"-debug"}, &stdout, &stderr))
+	require.Contains(t, stdout.String(), "  debug = true\n")
+	require.Regexp(t, `I! \[outputs.librato\] POST http://127\.0\.0\.1:\d+/v1/metrics: \d+ measurements`, stderr.String())
+	require.Contains(t, stderr.String(), "D! [outputs.librato] Skipping sensor.reading")
+}
+
+func TestRunRejectsBadInput(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want error
+	}{
+		{"unknown api", []string{"-api", "v2"}, errUsage},
+		{"unknown flag", []string{"-nope"}, errUsage},
+		{"stray argument", []string{"metrics.lp"}, errUsage},
+		{"missing input", []string{"-input", "does-not-exist.lp"}, os.ErrNotExist},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(tt.args, &stdout, &stderr)
+			require.True(t, errors.Is(err, tt.want), "got %v", err)
+		})
+	}
+}
+
+func TestRunReportsConfigErrors(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := run([]string{"-config", "no_such_option = 1"}, &stdout, &stderr)
+	require.ErrorContains(t, err, "no_such_option")
+}
+
+// The testdata copy exists for -input examples; it must not drift from the
+// embedded sample, or the two demos would tell different stories.
+func TestTestdataCopyMatchesSample(t *testing.T) {
+	cp, err := os.ReadFile("../../testdata/tryout/metrics.lp")
+	require.NoError(t, err)
+	require.Equal(t, string(sampleLP), string(cp), "copy cmd/librato-tryout/sample.lp to testdata/tryout/metrics.lp")
+}
+
+func TestTOMLString(t *testing.T) {
+	require.Equal(t, `"a\"b\\c\u000A"`, tomlString("a\"b\\c\n"))
+}
