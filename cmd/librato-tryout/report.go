@@ -13,7 +13,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-
 	"github.com/seed-d22a899f/librato/internal/fakelibrato"
 )
 
