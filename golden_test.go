@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +16,8 @@ import (
 	"github.com/influxdata/telegraf/models"
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/seed-d22a899f/librato/internal/fakelibrato"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
@@ -53,7 +57,31 @@ func TestGolden(t *testing.T) {
 			expected, err := os.ReadFile(expectedFile)
 			require.NoError(t, err)
 			require.Equal(t, string(expected), got)
+			requireAcceptedByFake(t, lines)
 		})
+	}
+}
+
+// requireAcceptedByFake posts golden bodies to the fake API, which enforces
+// Librato's documented rules: a golden file must never pin an invalid body.
+func requireAcceptedByFake(t *testing.T, bodies []string) {
+	t.Helper()
+	fake := newFake(t, fakelibrato.Options{})
+	for _, body := range bodies {
+		url := fake.LegacyURL()
+		if strings.HasPrefix(body, `{"tags"`) {
+			url = fake.TaggedURL()
+		}
+		req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+		require.NoError(t, err)
+		req.SetBasicAuth(testUser, testToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		answer, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+		require.Less(t, resp.StatusCode, 300, "Librato would reject %s: %s", body, answer)
 	}
 }
 
