@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"math"
@@ -50,6 +51,9 @@ type flush struct {
 // the ledger remembers what was settled, so that Telegraf's retry of the same
 // metrics does not send those again.
 func (s *sender) deliver(pts []point, led *ledger) error {
+	if s.client == nil {
+		return errors.New("not connected: Connect was not called")
+	}
 	pts, carried := led.skipSettled(pts, s.stats)
 	if len(pts) == 0 {
 		led.reset()

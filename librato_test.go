@@ -320,3 +320,25 @@ func TestSelfMetrics(t *testing.T) {
 }
 
 func nan() float64 { var zero float64; return zero / zero }
+
+// TestReadmeShowsSampleConfig keeps README.md's configuration section the
+// same as the sample.conf that SampleConfig returns.
+func TestReadmeShowsSampleConfig(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	_, block, found := strings.Cut(string(readme), "```toml @sample.conf\n")
+	require.True(t, found, "README.md needs a ```toml @sample.conf block")
+	block, _, found = strings.Cut(block, "```")
+	require.True(t, found)
+	require.Equal(t, (&Librato{}).SampleConfig(), block)
+}
+
+func TestWriteBeforeConnectFails(t *testing.T) {
+	l := newLibrato()
+	l.APIUser = config.NewSecret([]byte(testUser))
+	l.APIToken = config.NewSecret([]byte(testToken))
+	l.Log = testutil.Logger{Quiet: true}
+	require.NoError(t, l.Init())
+	metrics, _ := workload(1)
+	require.ErrorContains(t, l.Write(metrics), "not connected")
+}
