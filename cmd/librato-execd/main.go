@@ -1,0 +1,35 @@
+// Command librato-execd runs the Librato output plugin as an external plugin
+// of stock Telegraf's [[outputs.execd]] (data_format = "influx").
+//
+// Unlike a plugins/common/shim based binary it does not lose data: it loads
+// its configuration with Telegraf's own loader (unknown keys are rejected,
+// ${VAR} substitution and deprecation notices work as in Telegraf), keeps the
+// metrics in Telegraf's own output buffer until Librato accepted them,
+// retries failed writes on every flush, reads lines of any length, stops
+// reading instead of overflowing the buffer, and flushes on SIGTERM/SIGINT.
+//
+// Usage:
+//
+//	librato-execd -config librato-plugin.conf [-flush_interval 2s]
+//	              [-batch_size N] [-shutdown_timeout 10s] [-debug]
+//
+// Exit codes: 0 all metrics read were delivered (or dropped for a logged,
+// permanent reason); 1 configuration or startup error; 2 bad command line;
+// 3 metrics were still undelivered when shutdown_timeout ran out.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	// Signals stay caught until exit: a second SIGTERM (execd sends one after
+	// a group-wide one) must not kill the final flush.
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stderr)
+	stop()
+	os.Exit(code)
+}
