@@ -5,6 +5,9 @@
 #
 #   scripts/build-telegraf.sh [OUTPUT]      # default: build/telegraf-librato
 #
+# TELEGRAF_TAGS overrides the build tags; TELEGRAF_TAGS= (empty) builds every
+# Telegraf plugin, with this module as outputs.librato.
+#
 # Telegraf must be the main module, so its source is copied from the module
 # cache to build/telegraf-src-<version> (kept for quick rebuilds), its
 # plugins/outputs/all/librato.go is pointed at this module, and go.mod gets a
@@ -13,7 +16,7 @@ set -euo pipefail
 
 TELEGRAF_VERSION=v1.39.3
 MODULE=github.com/seed-d22a899f/librato
-TAGS=custom,inputs.file,inputs.mock,inputs.http_listener_v2,parsers.influx,parsers.json,parsers.json_v2,outputs.librato,migrations
+TAGS=${TELEGRAF_TAGS-custom,inputs.file,inputs.mock,inputs.http_listener_v2,parsers.influx,parsers.json,parsers.json_v2,outputs.librato,migrations}
 LDFLAGS="-X github.com/influxdata/telegraf/internal.Version=${TELEGRAF_VERSION#v}-librato"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
