@@ -72,6 +72,15 @@ func BenchmarkThroughput(b *testing.B) {
 	}
 }
 
+// BenchmarkThroughputSink is BenchmarkThroughput against a server that
+// only waits 50 ms per request, so the API's own CPU does not compete with
+// the plugin's.
+func BenchmarkThroughputSink(b *testing.B) {
+	for _, p := range benchPlugins() {
+		b.Run(pluginKey(p), func(b *testing.B) { benchkit.BenchThroughputSink(b, p, 50*time.Millisecond, 10) })
+	}
+}
+
 // BenchmarkGzip is BenchmarkWrite of this plugin with and without
 // content_encoding = "gzip"; wire-B/gauge is what goes over the network.
 func BenchmarkGzip(b *testing.B) {

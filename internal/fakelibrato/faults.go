@@ -59,13 +59,19 @@ func faultStatus(code int) int {
 	return code
 }
 
-// delay applies Options.Latency. It reports false if the wait was cut short,
-// in which case the request is logged unanswered and the connection dropped.
+// delay waits until the request is Options.Latency old, once. It reports
+// false if the wait was cut short, in which case the request is logged
+// unanswered and the connection dropped.
 func (s *Server) delay(ex *exchange) bool {
-	if s.opts.Latency <= 0 {
+	if ex.delayed {
 		return true
 	}
-	timer := time.NewTimer(s.opts.Latency)
+	ex.delayed = true
+	left := time.Until(ex.answerAt)
+	if left <= 0 {
+		return true
+	}
+	timer := time.NewTimer(left)
 	defer timer.Stop()
 	if s.wait(ex, timer.C) {
 		return true

@@ -146,6 +146,10 @@ type exchange struct {
 	body    []byte    // raw until decodeContent replaces it with the decoded body
 	readErr *apiError // body read failure, answered at the body-size stage
 	rate    string    // X-Librato-RateLimit-Std value once the request was admitted
+	// answerAt is arrival + Options.Latency: decoding and validating run
+	// during the wait, so a request takes Latency however busy the CPU is.
+	answerAt time.Time
+	delayed  bool
 }
 
 // outcome is the validation result of a POST, computed before the fault
@@ -309,9 +313,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	// must end when the client gives up. Read errors are answered later, in
 	// the documented order.
 	s.readRaw(ex)
-	if !s.delay(ex) {
-		return
-	}
 	if !s.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="Librato API"`)
 		s.replyError(ex, errAuth)
@@ -337,7 +338,7 @@ func (s *Server) arrive(w http.ResponseWriter, r *http.Request) *exchange {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.n++
-	return &exchange{n: s.n, gen: s.gen, w: w, r: r}
+	return &exchange{n: s.n, gen: s.gen, w: w, r: r, answerAt: time.Now().Add(s.opts.Latency)}
 }
 
 func (s *Server) authorized(r *http.Request) bool {
@@ -366,6 +367,9 @@ func (s *Server) servePost(ex *exchange, decode func([]byte) outcome, store func
 		return
 	}
 	out := decode(body)
+	if !s.delay(ex) { // before storing: a client that gave up stores nothing
+		return
+	}
 	if s.applyFault(ex, s.received(ex, &out)) || !s.admit(ex) {
 		return
 	}
@@ -485,6 +489,9 @@ func (s *Server) replyError(ex *exchange, e *apiError) {
 // reply logs before writing: a client that has read the answer must find the
 // request in Requests() without racing the handler.
 func (s *Server) reply(ex *exchange, status int, hdr http.Header, body []byte) {
+	if !s.delay(ex) {
+		return
+	}
 	s.logRequest(ex, status, body)
 	h := ex.w.Header()
 	for k, vs := range hdr {

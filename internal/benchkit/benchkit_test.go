@@ -1,0 +1,60 @@
+package benchkit
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestWorkload(t *testing.T) {
+	at := time.Unix(1_800_000_000, 0)
+	ms := Workload(Hosts, at)
+	if len(ms) != Hosts*MetricsPerHost {
+		t.Fatalf("got %d metrics, want %d", len(ms), Hosts*MetricsPerHost)
+	}
+	if got := Gauges(ms); got != 9000 {
+		t.Errorf("got %d gauges, want 9000", got)
+	}
+	hosts := map[string]bool{}
+	for _, m := range ms {
+		for _, tag := range []string{"host", "region", "dc"} {
+			if !m.HasTag(tag) {
+				t.Fatalf("%s metric without %s tag", m.Name(), tag)
+			}
+		}
+		if !m.Time().Equal(at) {
+			t.Fatalf("metric time %s, want %s", m.Time(), at)
+		}
+		h, _ := m.GetTag("host")
+		hosts[h] = true
+	}
+	if len(hosts) != Hosts {
+		t.Errorf("%d distinct hosts, want %d", len(hosts), Hosts)
+	}
+
+	later := Shift(ms, Interval)
+	if !later[0].Time().Equal(at.Add(Interval)) || !ms[0].Time().Equal(at) {
+		t.Error("Shift must move the copies and leave the originals")
+	}
+	if got := len(Intervals(2, 3, at)); got != 2*MetricsPerHost*3 {
+		t.Errorf("Intervals: got %d metrics, want %d", got, 2*MetricsPerHost*3)
+	}
+}
+
+func TestSink(t *testing.T) {
+	s := NewSink()
+	defer s.Close()
+	resp, err := http.Post(s.URL(), "application/json", strings.NewReader(`{"gauges":[]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || s.Requests() != 1 || s.Bytes() != 13 {
+		t.Errorf("status %d, %d requests, %d bytes; want 200, 1, 13", resp.StatusCode, s.Requests(), s.Bytes())
+	}
+	s.Reset()
+	if s.Requests() != 0 || s.Bytes() != 0 {
+		t.Error("Reset must zero the counters")
+	}
+}

@@ -1,0 +1,176 @@
+// Package benchkit is the shared workload and harness of the plugin's
+// benchmarks: bench_test.go in the root package and cmd/librato-bench run
+// the same code, so the numbers they print are comparable.
+package benchkit
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/metric"
+)
+
+const (
+	// Hosts is the size of the default workload: 100 hosts give 1,000
+	// metrics (Telegraf's default metric_batch_size) and 9,000 gauges.
+	Hosts = 100
+	// Interval is the collection interval between workload snapshots.
+	Interval = 10 * time.Second
+)
+
+var regions = [...]string{"us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2"}
+
+// Now is a recent timestamp on an interval boundary, as Telegraf's
+// round_interval gives.
+func Now() time.Time { return time.Now().Truncate(Interval) }
+
+// Workload returns one collection interval of a fleet of hosts, as the
+// system inputs of Telegraf report it: per host cpu (two cores and the
+// total, 10 fields each), mem (10 fields), disk (two mounts, 8 fields),
+// net (two interfaces, 8 fields) and diskio (two devices, 9 fields) — 10
+// metrics and 90 gauges per host, with float, signed and unsigned values.
+// Every metric carries host, region and dc tags plus its input's own. The
+// values are pseudo-random but depend only on the host and at.
+func Workload(hosts int, at time.Time) []telegraf.Metric {
+	out := make([]telegraf.Metric, 0, hosts*MetricsPerHost)
+	for h := range hosts {
+		out = appendHost(out, h, at)
+	}
+	return out
+}
+
+// Intervals returns n consecutive collection intervals of the workload,
+// Interval apart, starting at start.
+func Intervals(hosts, n int, start time.Time) []telegraf.Metric {
+	out := make([]telegraf.Metric, 0, n*hosts*MetricsPerHost)
+	for i := range n {
+		out = append(out, Workload(hosts, start.Add(time.Duration(i)*Interval))...)
+	}
+	return out
+}
+
+// Shift returns copies of ms moved d later: the next collection of the same
+// series, as fresh metrics that a RunningOutput may take ownership of.
+func Shift(ms []telegraf.Metric, d time.Duration) []telegraf.Metric {
+	out := make([]telegraf.Metric, len(ms))
+	for i, m := range ms {
+		c := m.Copy()
+		c.SetTime(m.Time().Add(d))
+		out[i] = c
+	}
+	return out
+}
+
+// Gauges counts the measurements both plugins send for ms: every field
+// with a numeric or boolean value.
+func Gauges(ms []telegraf.Metric) int {
+	n := 0
+	for _, m := range ms {
+		for _, f := range m.FieldList() {
+			switch f.Value.(type) {
+			case float64, int64, uint64, bool:
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// MetricsPerHost is the number of metrics per host in one interval.
+const MetricsPerHost = 10
+
+func appendHost(out []telegraf.Metric, h int, at time.Time) []telegraf.Metric {
+	rng := rand.New(rand.NewPCG(uint64(at.Unix()), uint64(h)))
+	region := regions[h%len(regions)]
+	base := func(extra ...string) map[string]string {
+		tags := map[string]string{
+			"host":   fmt.Sprintf("host-%03d", h),
+			"region": region,
+			"dc":     fmt.Sprintf("%s%c", region, 'a'+rune(h%2)),
+		}
+		for i := 0; i+1 < len(extra); i += 2 {
+			tags[extra[i]] = extra[i+1]
+		}
+		return tags
+	}
+	pct := func() float64 { return rng.Float64() * 100 }
+	big := func(scale float64) uint64 { return uint64(rng.Float64() * scale) }
+
+	for _, cpu := range []string{"cpu0", "cpu1", "cpu-total"} {
+		out = append(out, metric.New("cpu", base("cpu", cpu), map[string]any{
+			"usage_user":       pct(),
+			"usage_system":     pct(),
+			"usage_idle":       pct(),
+			"usage_nice":       pct() / 50,
+			"usage_iowait":     pct() / 20,
+			"usage_irq":        0.0,
+			"usage_softirq":    pct() / 30,
+			"usage_steal":      pct() / 100,
+			"usage_guest":      0.0,
+			"usage_guest_nice": 0.0,
+		}, at))
+	}
+
+	total := uint64(16 << 30)
+	avail := big(float64(total))
+	out = append(out, metric.New("mem", base(), map[string]any{
+		"total":             total,
+		"available":         avail,
+		"used":              total - avail,
+		"free":              avail / 3,
+		"cached":            avail / 2,
+		"buffered":          big(1 << 28),
+		"active":            big(8 << 30),
+		"inactive":          big(4 << 30),
+		"used_percent":      float64(total-avail) / float64(total) * 100,
+		"available_percent": float64(avail) / float64(total) * 100,
+	}, at))
+
+	for _, d := range [...]struct{ path, device, fstype string }{
+		{"/", "sda1", "ext4"},
+		{"/var/lib/docker", "nvme0n1p1", "xfs"},
+	} {
+		size, inodes := uint64(500<<30), uint64(32<<20)
+		used, iused := big(float64(size)), big(float64(inodes))
+		out = append(out, metric.New("disk", base("path", d.path, "device", d.device, "fstype", d.fstype, "mode", "rw"), map[string]any{
+			"total":               size,
+			"free":                size - used,
+			"used":                used,
+			"used_percent":        float64(used) / float64(size) * 100,
+			"inodes_total":        inodes,
+			"inodes_free":         inodes - iused,
+			"inodes_used":         iused,
+			"inodes_used_percent": float64(iused) / float64(inodes) * 100,
+		}, at))
+	}
+
+	for _, iface := range []string{"eth0", "eth1"} {
+		out = append(out, metric.New("net", base("interface", iface), map[string]any{
+			"bytes_sent":   big(1e13),
+			"bytes_recv":   big(1e13),
+			"packets_sent": big(1e10),
+			"packets_recv": big(1e10),
+			"err_in":       big(10),
+			"err_out":      big(10),
+			"drop_in":      big(1e3),
+			"drop_out":     big(1e2),
+		}, at))
+	}
+
+	for _, dev := range []string{"sda", "nvme0n1"} {
+		out = append(out, metric.New("diskio", base("name", dev), map[string]any{
+			"reads":            big(1e9),
+			"writes":           big(1e9),
+			"read_bytes":       big(1e13),
+			"write_bytes":      big(1e13),
+			"read_time":        big(1e8),
+			"write_time":       big(1e8),
+			"io_time":          big(1e8),
+			"weighted_io_time": big(1e9),
+			"iops_in_progress": int64(rng.IntN(8)),
+		}, at))
+	}
+	return out
+}
