@@ -69,7 +69,8 @@ type converter struct {
 	log       telegraf.Logger
 	stats     *stats
 
-	names  map[string]string
+	names  map[string]map[string]string // measurement → field → name
+	nNames int
 	series map[string]*series
 	key    []byte
 	points []point
@@ -82,7 +83,7 @@ func newConverter(cfg converterConfig, st *stats, log telegraf.Logger) (*convert
 		cfg:    cfg,
 		log:    log,
 		stats:  st,
-		names:  make(map[string]string),
+		names:  make(map[string]map[string]string),
 		series: make(map[string]*series),
 	}
 	if len(cfg.tagsInclude) > 0 || len(cfg.tagsExclude) > 0 {
@@ -109,7 +110,11 @@ func newConverter(cfg converterConfig, st *stats, log telegraf.Logger) (*convert
 // convert returns the points of all metrics. The slice is reused by the next
 // call.
 func (c *converter) convert(metrics []telegraf.Metric) []point {
-	c.points = c.points[:0]
+	fields := 0
+	for _, m := range metrics {
+		fields += len(m.FieldList())
+	}
+	c.points = slices.Grow(c.points[:0], fields) // one allocation, not log(n) copies
 	c.drops.reset()
 	for _, m := range metrics {
 		c.convertMetric(m)
@@ -135,6 +140,7 @@ func (c *converter) convertMetric(m telegraf.Metric) {
 	if c.cfg.summaries {
 		c.appendSummaries(m, fields, s, t)
 	}
+	names := c.namesOf(m.Name())
 	for i, f := range fields {
 		if c.used[i] {
 			continue
@@ -146,7 +152,7 @@ func (c *converter) convertMetric(m telegraf.Metric) {
 			c.log.Debugf("Skipping string field %s.%s", m.Name(), f.Key)
 			continue
 		}
-		name := c.nameFor(m.Name(), f.Key)
+		name := c.nameFor(names, m.Name(), f.Key)
 		if reason, problem := valueProblem(v); problem != "" {
 			c.dropPoint(name, s, reason, problem)
 			continue
@@ -172,11 +178,24 @@ func toFloat(v any) (float64, bool) {
 	return 0, false
 }
 
+// namesOf returns the name cache of one measurement.
+func (c *converter) namesOf(measurement string) map[string]string {
+	names, ok := c.names[measurement]
+	if !ok {
+		if c.nNames >= maxCacheEntries {
+			clear(c.names)
+			c.nNames = 0
+		}
+		names = make(map[string]string)
+		c.names[measurement] = names
+	}
+	return names
+}
+
 // nameFor returns the Librato name of a field: "measurement.field", or the
 // measurement alone for a field called "value".
-func (c *converter) nameFor(measurement, field string) string {
-	c.key = append(append(append(c.key[:0], measurement...), 0), field...)
-	if name, ok := c.names[string(c.key)]; ok {
+func (c *converter) nameFor(names map[string]string, measurement, field string) string {
+	if name, ok := names[field]; ok {
 		return name
 	}
 	name := measurement
@@ -184,10 +203,8 @@ func (c *converter) nameFor(measurement, field string) string {
 		name = measurement + "." + field
 	}
 	name = c.shorten(sanitizeName(name), maxNameLen)
-	if len(c.names) >= maxCacheEntries {
-		clear(c.names)
-	}
-	c.names[string(c.key)] = name
+	names[field] = name
+	c.nNames++
 	return name
 }
 

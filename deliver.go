@@ -64,6 +64,7 @@ func (s *sender) deliver(pts []point, led *ledger) error {
 		return err
 	}
 	defer f.cancel(nil)
+	defer f.req.forget()
 
 	batches := s.batches(pts)
 	f.budget.Store(int64(isolationRequests + isolationRequestsPerBatch*len(batches)))
@@ -85,14 +86,14 @@ func (s *sender) deliver(pts []point, led *ledger) error {
 }
 
 func (s *sender) newFlush(n int) (*flush, error) {
-	auth, err := s.authorization()
+	req, err := s.credentials()
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	f := &flush{
 		s:        s,
-		req:      request{auth: auth, redact: s.redactor()},
+		req:      req,
 		stop:     ctx,
 		cancel:   cancel,
 		deadline: time.Now().Add(s.cfg.retryBudget),

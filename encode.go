@@ -6,19 +6,26 @@ import (
 	"unicode/utf8"
 )
 
+// Names and legacy sources are appended without escaping: the converter
+// only produces them from [-.A-Za-z0-9_] (sanitizeName, shorten and the
+// validated default_source), which JSON never escapes. Tags, which may hold
+// any character Librato allows, are escaped once per tag set.
+
 // encodeLegacy appends the /v1/metrics body for pts:
 // {"gauges":[{"name":…,"source":…,"value":…,"measure_time":…},…]}.
 func encodeLegacy(buf []byte, pts []point) []byte {
+	var times timeDigits
 	buf = append(buf, `{"gauges":[`...)
 	for i := range pts {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
 		p := &pts[i]
-		buf = append(buf, `{"name":`...)
-		buf = appendString(buf, p.name)
-		buf = append(buf, `,"source":`...)
-		buf = appendString(buf, p.series.source)
+		buf = append(buf, `{"name":"`...)
+		buf = append(buf, p.name...)
+		buf = append(buf, `","source":"`...)
+		buf = append(buf, p.series.source...)
+		buf = append(buf, '"')
 		if p.count > 0 {
 			buf = appendLegacySummary(buf, &p.summary)
 		} else {
@@ -26,10 +33,25 @@ func encodeLegacy(buf []byte, pts []point) []byte {
 			buf = appendFloat(buf, p.value)
 		}
 		buf = append(buf, `,"measure_time":`...)
-		buf = strconv.AppendInt(buf, p.time, 10)
+		buf = times.append(buf, p.time)
 		buf = append(buf, '}')
 	}
 	return append(buf, "]}"...)
+}
+
+// timeDigits remembers the last time formatted: the points of a flush mostly
+// share a handful of timestamps.
+type timeDigits struct {
+	t      int64
+	n      int
+	digits [20]byte
+}
+
+func (d *timeDigits) append(buf []byte, t int64) []byte {
+	if d.n == 0 || d.t != t {
+		d.t, d.n = t, len(strconv.AppendInt(d.digits[:0], t, 10))
+	}
+	return append(buf, d.digits[:d.n]...)
 }
 
 func appendLegacySummary(buf []byte, s *summary) []byte {
@@ -51,6 +73,7 @@ func encodeTagged(buf []byte, pts []point) []byte {
 	if len(pts) > 0 {
 		common = pts[0].series.tags
 	}
+	var times timeDigits
 	buf = append(buf, `{"tags":`...)
 	buf = append(buf, common...)
 	buf = append(buf, `,"measurements":[`...)
@@ -59,8 +82,9 @@ func encodeTagged(buf []byte, pts []point) []byte {
 			buf = append(buf, ',')
 		}
 		p := &pts[i]
-		buf = append(buf, `{"name":`...)
-		buf = appendString(buf, p.name)
+		buf = append(buf, `{"name":"`...)
+		buf = append(buf, p.name...)
+		buf = append(buf, '"')
 		if p.series.tags != common {
 			buf = append(buf, `,"tags":`...)
 			buf = append(buf, p.series.tags...)
@@ -72,7 +96,7 @@ func encodeTagged(buf []byte, pts []point) []byte {
 			buf = appendFloat(buf, p.value)
 		}
 		buf = append(buf, `,"time":`...)
-		buf = strconv.AppendInt(buf, p.time, 10)
+		buf = times.append(buf, p.time)
 		buf = append(buf, '}')
 	}
 	return append(buf, "]}"...)
@@ -126,6 +150,11 @@ func encodedSize(p *point) int {
 func appendFloat(buf []byte, v float64) []byte {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return append(buf, '0')
+	}
+	// Whole numbers (counters, bytes, booleans) are the common case; below
+	// 2^53 their shortest form is their integer digits. -0 keeps its sign.
+	if i := int64(v); float64(i) == v && i > -1<<53 && i < 1<<53 && (i != 0 || !math.Signbit(v)) {
+		return strconv.AppendInt(buf, i, 10)
 	}
 	abs := math.Abs(v)
 	format := byte('f')

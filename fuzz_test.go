@@ -6,7 +6,12 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/metric"
+	"github.com/influxdata/telegraf/testutil"
 
 	"github.com/stretchr/testify/require"
 )
@@ -40,38 +45,68 @@ func FuzzSanitizeTag(f *testing.F) {
 	})
 }
 
-// FuzzEncode checks that any point encodes to valid JSON that decodes back
-// to what was encoded, in both API shapes.
-func FuzzEncode(f *testing.F) {
-	f.Add("cpu.usage", "web01", "k", "v", 1.5, int64(1790000000), int64(0))
-	f.Add("\x00\"\\", "\xff", "\u2028", "</script>", -0.0, int64(-1), int64(3))
-	f.Add("n", "s", "k", "v", 1e-7, int64(math.MaxInt64), int64(math.MaxInt64))
-	f.Fuzz(func(t *testing.T, name, source, key, value string, v float64, ts, count int64) {
-		s := &series{source: source, tags: string(appendTagObject(nil, [][2]string{{key, value}}))}
-		p := point{name: name, series: s, time: ts, value: v}
-		if count > 0 {
-			p.summary = summary{count: count, sum: v, min: v, hasMin: true, std: v, hasStd: true, sumSquares: v, hasSumSq: true}
+// FuzzConvertEncode feeds any metric through the converter and both
+// encoders: the body is always valid JSON, and every name, source and tag in
+// it follows Librato's rules, so no input can make Librato reject a request.
+func FuzzConvertEncode(f *testing.F) {
+	f.Add("cpu", "host", "web01", "usage_idle", 1.5, int64(1790000000), false)
+	f.Add("a b\x00\"", "\xff", "</script>", "value", -0.0, int64(-1), true)
+	f.Add("ünï:code", "tag key", "v?a\\l/ue", "f", 1e-7, int64(1<<40), true)
+	f.Add(strings.Repeat("n", 300), strings.Repeat("k", 70), strings.Repeat("v", 300), "x", 1e126, int64(1), false)
+	name := regexp.MustCompile(`\A[-.:_A-Za-z0-9]{1,255}\z`)
+	tagName := regexp.MustCompile(`\A[-.:_\w]{1,64}\z`)
+	tagValue := regexp.MustCompile(`\A[-.:_?\\/\w ]{1,255}\z`)
+	f.Fuzz(func(t *testing.T, measurement, tagKey, tagValue_, field string, v float64, ts int64, tagged bool) {
+		m := metric.New(measurement, map[string]string{tagKey: tagValue_, "host": tagValue_}, map[string]any{field: v, "n": int64(ts)}, time.Unix(ts, 0))
+		c, err := newConverter(converterConfig{tagged: tagged, template: "host.tags"}, newStats("fuzz"), testutil.Logger{Quiet: true})
+		require.NoError(t, err)
+		pts := c.convert([]telegraf.Metric{m})
+		if len(pts) == 0 {
+			return
 		}
-		for _, body := range [][]byte{encodeLegacy(nil, []point{p, p}), encodeTagged(nil, []point{p})} {
-			var doc map[string]any
-			require.NoError(t, json.Unmarshal(body, &doc), "invalid JSON: %q", body)
+		body := encodeLegacy(nil, pts)
+		if tagged {
+			body = encodeTagged(nil, pts)
 		}
-		var legacy struct {
-			Gauges []struct {
-				Name, Source string
-				Value        *float64
-				MeasureTime  int64 `json:"measure_time"`
+		var doc struct {
+			Tags         map[string]string
+			Gauges       []struct{ Name, Source string }
+			Measurements []struct {
+				Name string
+				Tags map[string]string
 			}
 		}
-		require.NoError(t, json.Unmarshal(encodeLegacy(nil, []point{p}), &legacy))
-		g := legacy.Gauges[0]
-		require.Equal(t, viaEncodingJSON(t, name), g.Name)
-		require.Equal(t, viaEncodingJSON(t, source), g.Source)
-		require.Equal(t, ts, g.MeasureTime)
-		if count == 0 && !math.IsNaN(v) && !math.IsInf(v, 0) {
-			require.NotNil(t, g.Value)
-			require.Equal(t, v, *g.Value)
+		require.NoError(t, json.Unmarshal(body, &doc), "invalid JSON: %q", body)
+		for _, g := range doc.Gauges {
+			require.Regexp(t, name, g.Name)
+			require.Regexp(t, name, g.Source)
 		}
+		for _, ms := range doc.Measurements {
+			require.Regexp(t, name, ms.Name)
+			tags := doc.Tags
+			if ms.Tags != nil {
+				tags = ms.Tags
+			}
+			require.NotEmpty(t, tags)
+			require.LessOrEqual(t, len(tags), maxTags)
+			for k, v := range tags {
+				require.Regexp(t, tagName, k)
+				require.Regexp(t, tagValue, v)
+			}
+		}
+	})
+}
+
+// FuzzAppendString: any string is encoded as encoding/json would decode it
+// back.
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "plain", "\x00\"\\", "\xff\xfe", "\u2028", "tab\tnew\nline"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var out string
+		require.NoError(t, json.Unmarshal(appendString(nil, s), &out))
+		require.Equal(t, viaEncodingJSON(t, s), out)
 	})
 }
 

@@ -9,8 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,7 +47,7 @@ type sender struct {
 	cfg       senderConfig
 	log       telegraf.Logger
 	stats     *stats
-	userAgent string
+	userAgent []string
 
 	client *http.Client
 	gate   rateGate
@@ -56,7 +56,7 @@ type sender struct {
 }
 
 func newSender(cfg senderConfig, st *stats, log telegraf.Logger) (*sender, error) {
-	s := &sender{cfg: cfg, log: log, stats: st, userAgent: userAgent()}
+	s := &sender{cfg: cfg, log: log, stats: st, userAgent: []string{userAgent()}}
 	s.bufs.New = func() any { return &payload{pool: &s.bufs} }
 	return s, nil
 }
@@ -91,6 +91,7 @@ func (s *sender) connect() error {
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          s.cfg.concurrency,
 		MaxIdleConnsPerHost:   s.cfg.concurrency,
+		WriteBufferSize:       64 << 10, // a whole request body in one write
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   s.cfg.timeout,
 		ResponseHeaderTimeout: s.cfg.timeout,
@@ -105,51 +106,58 @@ func (s *sender) close() {
 	}
 }
 
-// authorization reads the secrets once per flush; they are destroyed at
-// once and the header value lives only as long as the flush.
-func (s *sender) authorization() (string, error) {
+// credentials reads the secrets once per flush, and destroys them at once:
+// the Authorization header and the copies kept to redact response text live
+// only as long as the flush.
+func (s *sender) credentials() (request, error) {
 	user, err := s.cfg.user.Get()
 	if err != nil {
-		return "", fmt.Errorf("reading api_user: %w", err)
+		return request{}, fmt.Errorf("reading api_user: %w", err)
 	}
 	defer user.Destroy()
 	token, err := s.cfg.token.Get()
 	if err != nil {
-		return "", fmt.Errorf("reading api_token: %w", err)
+		return request{}, fmt.Errorf("reading api_token: %w", err)
 	}
 	defer token.Destroy()
 	creds := make([]byte, 0, len(user.Bytes())+1+len(token.Bytes()))
 	creds = append(append(append(creds, user.Bytes()...), ':'), token.Bytes()...)
-	defer clear(creds)
-	return "Basic " + base64.StdEncoding.EncodeToString(creds), nil
-}
-
-// redactor removes the credentials from text that came from the network:
-// an API or proxy echoing them must not put them in our logs.
-func (s *sender) redactor() *strings.Replacer {
-	var pairs []string
-	for _, secret := range []*config.Secret{s.cfg.user, s.cfg.token} {
-		b, err := secret.Get()
-		if err != nil {
-			continue
+	r := request{auth: []string{"Basic " + base64.StdEncoding.EncodeToString(creds)}}
+	clear(creds)
+	for _, secret := range [][]byte{user.Bytes(), token.Bytes()} {
+		if len(secret) >= 3 { // shorter strings would redact ordinary text
+			r.secrets = append(r.secrets, bytes.Clone(secret))
 		}
-		if v := b.String(); len(v) >= 3 {
-			pairs = append(pairs, v, "[redacted]")
-		}
-		b.Destroy()
 	}
-	return strings.NewReplacer(pairs...)
+	return r, nil
 }
 
 // request is one flush's shared request settings.
 type request struct {
-	auth   string
-	redact *strings.Replacer
+	auth    []string
+	secrets [][]byte
+}
+
+// redact removes the credentials from text that came from the network: an
+// API or proxy echoing them must not put them in our logs.
+func (r *request) redact(text []byte) []byte {
+	for _, secret := range r.secrets {
+		text = bytes.ReplaceAll(text, secret, []byte("[redacted]"))
+	}
+	return text
+}
+
+func (r *request) forget() {
+	for _, secret := range r.secrets {
+		clear(secret)
+	}
 }
 
 // post sends one body and classifies the answer.
 func (s *sender) post(r *request, body *payload, n int) outcome {
-	req, err := s.newRequest(r, body)
+	writes := body.track()
+	defer writes.doReturned()
+	req, err := s.newRequest(r, writes)
 	if err != nil {
 		return outcome{kind: fatal, err: err}
 	}
@@ -159,13 +167,16 @@ func (s *sender) post(r *request, body *payload, n int) outcome {
 	elapsed := time.Since(start)
 	s.stats.requestTime.Incr(elapsed.Nanoseconds())
 	if err != nil {
-		s.debugf("POST %s: %d measurements, %d bytes: failed after %s: %v", s.cfg.url, n, len(body.wire), elapsed, err)
+		if s.cfg.debug {
+			s.log.Infof("POST %s: %d measurements, %d bytes: failed after %s: %v", s.cfg.url, n, len(body.wire), elapsed, err)
+		}
 		return outcome{kind: transient, err: fmt.Errorf("sending to librato: %w", err)}
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseRead))
-	text := []byte(r.redact.Replace(string(raw)))
-	s.debugf("POST %s: %d measurements, %d bytes: %d in %s: %s", s.cfg.url, n, len(body.wire), resp.StatusCode, elapsed, excerpt(text))
+	text := s.readResponse(r, resp)
+	if s.cfg.debug {
+		s.log.Infof("POST %s: %d measurements, %d bytes: %d in %s: %s", s.cfg.url, n, len(body.wire), resp.StatusCode, elapsed, excerpt(text))
+	}
 	o := classify(resp.StatusCode, resp.Header, text, s.cfg.tagged)
 	if wait := rateLimitReset(resp.Header); o.kind == delivered && wait > 0 {
 		s.gate.block(wait) // the API told us its budget is spent
@@ -176,16 +187,30 @@ func (s *sender) post(r *request, body *payload, n int) outcome {
 	return o
 }
 
-func (s *sender) newRequest(r *request, body *payload) (*http.Request, error) {
-	req, err := http.NewRequest(http.MethodPost, s.cfg.url, body.reader())
+// readResponse returns the (redacted) start of the response body. A plain
+// success needs none of it: the body is only drained, within the limit, so
+// the connection can be reused.
+func (s *sender) readResponse(r *request, resp *http.Response) []byte {
+	body := io.LimitReader(resp.Body, maxResponseRead)
+	if resp.StatusCode/100 == 2 && !s.cfg.debug && !s.cfg.tagged {
+		_, _ = io.Copy(io.Discard, body)
+		return nil
+	}
+	raw, _ := io.ReadAll(body)
+	return r.redact(raw)
+}
+
+func (s *sender) newRequest(r *request, writes *bodyWrites) (*http.Request, error) {
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{WroteRequest: writes.wrote})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.url, writes.body())
 	if err != nil {
 		return nil, fmt.Errorf("creating request: %w", err)
 	}
-	req.ContentLength = int64(len(body.wire))
-	req.GetBody = func() (io.ReadCloser, error) { return body.reader(), nil }
-	req.Header["Authorization"] = []string{r.auth}
+	req.ContentLength = int64(len(writes.p.wire))
+	req.GetBody = func() (io.ReadCloser, error) { return writes.body(), nil }
+	req.Header["Authorization"] = r.auth
 	req.Header["Content-Type"] = contentTypeJSON
-	req.Header["User-Agent"] = []string{s.userAgent}
+	req.Header["User-Agent"] = s.userAgent
 	if s.cfg.gzip {
 		req.Header["Content-Encoding"] = contentEncodingGzip
 	}
@@ -196,14 +221,6 @@ var (
 	contentTypeJSON     = []string{"application/json"}
 	contentEncodingGzip = []string{"gzip"}
 )
-
-// debugf logs at Info level when debug = true, so the request log is visible
-// without turning on the agent's debug output.
-func (s *sender) debugf(format string, args ...any) {
-	if s.cfg.debug {
-		s.log.Infof(format, args...)
-	}
-}
 
 // encode fills a pooled payload with the body for pts.
 func (s *sender) encode(pts []point) (*payload, error) {
@@ -245,18 +262,12 @@ func (s *sender) compress(p *payload) error {
 	return nil
 }
 
-// payload is a pooled request body. The transport may still read a body
-// after Do returns, so a payload goes back to the pool only when its last
-// reader is closed and the batch is done with it.
+// payload is a pooled request body. It goes back to the pool when the batch
+// is done with it and no request can still be reading it.
 type payload struct {
 	json, zipped, wire []byte
 	refs               atomic.Int32
 	pool               *sync.Pool
-}
-
-func (p *payload) reader() io.ReadCloser {
-	p.refs.Add(1)
-	return &payloadReader{Reader: bytes.NewReader(p.wire), p: p}
 }
 
 func (p *payload) release() {
@@ -265,15 +276,55 @@ func (p *payload) release() {
 	}
 }
 
-type payloadReader struct {
-	*bytes.Reader
-	p    *payload
-	once sync.Once
+// track starts one request's use of the payload.
+func (p *payload) track() *bodyWrites {
+	p.refs.Add(1)
+	return &bodyWrites{p: p}
 }
 
-func (r *payloadReader) Close() error {
-	r.once.Do(r.p.release)
-	return nil
+// bodyWrites follows one request's writes of a payload. net/http may still
+// be writing the body after Do returns (when the server answers early) and
+// may write it more than once (GetBody on a retry), so the payload is
+// released only when Do has returned and every write that started has
+// finished. If a write never reports back, the payload is left to the
+// garbage collector rather than reused too early.
+//
+// The body is a NopCloser around a bytes.Reader on purpose: net/http knows
+// that type is in memory and sends headers and body in one buffered write,
+// where any other reader costs an extra flush and a copy buffer per request.
+type bodyWrites struct {
+	p                 *payload
+	mu                sync.Mutex
+	started, finished int
+	returned, done    bool
+}
+
+func (w *bodyWrites) body() io.ReadCloser {
+	w.mu.Lock()
+	w.started++
+	w.mu.Unlock()
+	return io.NopCloser(bytes.NewReader(w.p.wire))
+}
+
+func (w *bodyWrites) wrote(httptrace.WroteRequestInfo) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.finished++
+	w.releaseIfIdle()
+}
+
+func (w *bodyWrites) doReturned() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.returned = true
+	w.releaseIfIdle()
+}
+
+func (w *bodyWrites) releaseIfIdle() {
+	if w.returned && !w.done && w.finished >= w.started {
+		w.done = true
+		w.p.release()
+	}
 }
 
 // rateGate holds every request while Librato has asked us to wait.
