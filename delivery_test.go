@@ -58,10 +58,39 @@ func newFake(t *testing.T, opts fakelibrato.Options) *fakelibrato.Server {
 // arrived.
 func requireExactlyOnce(t *testing.T, fake *fakelibrato.Server, want []fakeKey) {
 	t.Helper()
-	for _, k := range want {
-		require.Equal(t, 1, fake.CountGauge(k.name, k.source, k.time), "gauge %v", k)
+	requireExactlyOnceIn(t, fake, apiLegacy, want)
+}
+
+// The delivery guarantees hold for both APIs; in the tagged one a workload
+// key's source is its host tag.
+var bothAPIs = []string{apiLegacy, apiTagged}
+
+func apiURL(fake *fakelibrato.Server, api string) string {
+	if api == apiTagged {
+		return fake.TaggedURL()
 	}
-	require.Len(t, fake.Gauges(), len(want))
+	return fake.LegacyURL()
+}
+
+func requireExactlyOnceIn(t *testing.T, fake *fakelibrato.Server, api string, want []fakeKey) {
+	t.Helper()
+	arrived := map[fakeKey]int{}
+	total := 0
+	if api == apiTagged {
+		for _, m := range fake.Measurements() {
+			arrived[fakeKey{m.Name, m.Tags["host"], m.Time}]++
+		}
+		total = len(fake.Measurements())
+	} else {
+		for _, g := range fake.Gauges() {
+			arrived[fakeKey{g.Name, g.Source, g.MeasureTime}]++
+		}
+		total = len(fake.Gauges())
+	}
+	for _, k := range want {
+		require.Equal(t, 1, arrived[k], "measurement %v", k)
+	}
+	require.Equal(t, len(want), total)
 }
 
 // debugPlugin is a plugin with debug logging captured, to check what users
@@ -99,12 +128,15 @@ func TestInvalidValuesAmongGoodOnes(t *testing.T) {
 }
 
 func TestRejectedMeasurementsAreIsolated(t *testing.T) {
-	for _, namesThem := range []bool{false, true} {
-		t.Run(fmt.Sprintf("error names the metric=%v", namesThem), func(t *testing.T) {
+	for _, tc := range []struct {
+		api       string
+		namesThem bool
+	}{{apiLegacy, false}, {apiLegacy, true}, {apiTagged, false}, {apiTagged, true}} {
+		t.Run(fmt.Sprintf("%s, error names the metric=%v", tc.api, tc.namesThem), func(t *testing.T) {
 			metrics, want := workload(1000)
 			bad := map[fakeKey]bool{want[10]: true, want[700]: true, want[2999]: true}
-			fake := newFake(t, fakelibrato.Options{Fault: rejectGauges(bad, namesThem)})
-			l, logger := debugPlugin(t, fake.LegacyURL())
+			fake := newFake(t, fakelibrato.Options{Fault: rejectMeasurements(bad, tc.namesThem)})
+			l, logger := debugPlugin(t, apiURL(fake, tc.api), func(l *Librato) { l.API = tc.api })
 
 			require.NoError(t, l.Write(metrics))
 
@@ -114,7 +146,7 @@ func TestRejectedMeasurementsAreIsolated(t *testing.T) {
 					good = append(good, k)
 				}
 			}
-			requireExactlyOnce(t, fake, good)
+			requireExactlyOnceIn(t, fake, tc.api, good)
 			rejections := 0
 			for _, w := range logger.Warnings() {
 				if strings.Contains(w, "Librato rejected") {
@@ -129,18 +161,30 @@ func TestRejectedMeasurementsAreIsolated(t *testing.T) {
 	}
 }
 
-// rejectGauges answers 400 to any request holding one of the bad gauges, like
-// Librato rejecting a whole request for one invalid measurement.
-func rejectGauges(bad map[fakeKey]bool, namesThem bool) func(int, *fakelibrato.Received) fakelibrato.Action {
+// rejectMeasurements answers 400 to any request holding one of the bad
+// measurements, like Librato rejecting a whole request for one invalid
+// measurement. When namesThem, the error names the metric the way each API
+// was seen to: inside "params" (legacy) or beside it (tagged).
+func rejectMeasurements(bad map[fakeKey]bool, namesThem bool) func(int, *fakelibrato.Received) fakelibrato.Action {
+	reject := func(name string, inParams bool) fakelibrato.Action {
+		params, beside := `{"value":["value is not accepted here"]}`, ""
+		if namesThem && inParams {
+			params = fmt.Sprintf(`{"value":["value is not accepted here"],"name":%q}`, name)
+		} else if namesThem {
+			beside = fmt.Sprintf(`,"name":%q`, name)
+		}
+		body := fmt.Sprintf(`{"errors":{"params":%s%s}}`, params, beside)
+		return fakelibrato.Action{Status: http.StatusBadRequest, Body: []byte(body)}
+	}
 	return func(_ int, r *fakelibrato.Received) fakelibrato.Action {
 		for _, g := range r.Gauges {
 			if bad[fakeKey{g.Name, g.Source, g.MeasureTime}] {
-				name := ""
-				if namesThem {
-					name = fmt.Sprintf(`,"name":%q`, g.Name)
-				}
-				body := fmt.Sprintf(`{"errors":{"params":{"value":["value is not accepted here"]%s}}}`, name)
-				return fakelibrato.Action{Status: http.StatusBadRequest, Body: []byte(body)}
+				return reject(g.Name, true)
+			}
+		}
+		for _, m := range r.Measurements {
+			if bad[fakeKey{m.Name, m.Tags["host"], m.Time}] {
+				return reject(m.Name, false)
 			}
 		}
 		return fakelibrato.Action{}
@@ -151,8 +195,12 @@ func rejectGauges(bad map[fakeKey]bool, namesThem bool) func(int, *fakelibrato.R
 // connection reset on the 3rd, both when the flush retries by itself and
 // when it has no retry budget and Telegraf's next flush must finish the job.
 func TestTransientFailuresNeverDuplicate(t *testing.T) {
-	for _, budget := range []time.Duration{5 * time.Second, 0} {
-		t.Run(fmt.Sprintf("retry_budget=%s", budget), func(t *testing.T) {
+	for _, tc := range []struct {
+		api    string
+		budget time.Duration
+	}{{apiLegacy, 5 * time.Second}, {apiLegacy, 0}, {apiTagged, 5 * time.Second}, {apiTagged, 0}} {
+		budget := tc.budget
+		t.Run(fmt.Sprintf("%s, retry_budget=%s", tc.api, budget), func(t *testing.T) {
 			fake := newFake(t, fakelibrato.Options{Fault: func(n int, _ *fakelibrato.Received) fakelibrato.Action {
 				switch n {
 				case 2:
@@ -162,7 +210,8 @@ func TestTransientFailuresNeverDuplicate(t *testing.T) {
 				}
 				return fakelibrato.Action{}
 			}})
-			l, _ := debugPlugin(t, fake.LegacyURL(), func(l *Librato) {
+			l, _ := debugPlugin(t, apiURL(fake, tc.api), func(l *Librato) {
+				l.API = tc.api
 				l.RetryBudget = config.Duration(budget)
 				l.ConcurrentWrites = 2
 			})
@@ -185,7 +234,7 @@ func TestTransientFailuresNeverDuplicate(t *testing.T) {
 				require.NoError(t, err)
 			}
 			require.Zero(t, out.BufferLength())
-			requireExactlyOnce(t, fake, want)
+			requireExactlyOnceIn(t, fake, tc.api, want)
 		})
 	}
 }

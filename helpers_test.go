@@ -64,14 +64,20 @@ func (c *captureServer) Bodies() [][]byte {
 	return append([][]byte(nil), c.bodies...)
 }
 
-// newPlugin returns an initialised, connected plugin writing to url.
-func newPlugin(t testing.TB, url string, configure ...func(*Librato)) *Librato {
-	t.Helper()
+// unstarted returns a plugin with defaults and credentials, before Init.
+func unstarted() *Librato {
 	l := newLibrato()
 	l.APIUser = config.NewSecret([]byte(testUser))
 	l.APIToken = config.NewSecret([]byte(testToken))
-	l.APIURL = url
 	l.Log = testutil.Logger{Quiet: true}
+	return l
+}
+
+// newPlugin returns an initialised, connected plugin writing to url.
+func newPlugin(t testing.TB, url string, configure ...func(*Librato)) *Librato {
+	t.Helper()
+	l := unstarted()
+	l.APIURL = url
 	for _, f := range configure {
 		f(l)
 	}

@@ -18,7 +18,6 @@ import (
 	"github.com/influxdata/telegraf/config"
 	"github.com/influxdata/telegraf/metric"
 	"github.com/influxdata/telegraf/selfstat"
-	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/seed-d22a899f/librato/internal/fakelibrato"
@@ -48,10 +47,7 @@ func TestInitRejectsBadSettings(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			l := newLibrato()
-			l.APIUser = config.NewSecret([]byte(testUser))
-			l.APIToken = config.NewSecret([]byte(testToken))
-			l.Log = testutil.Logger{Quiet: true}
+			l := unstarted()
 			tc.configure(l)
 			err := l.Init()
 			require.ErrorContains(t, err, tc.wantError)
@@ -75,10 +71,7 @@ func TestInitDefaults(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			l := newLibrato()
-			l.APIUser = config.NewSecret([]byte(testUser))
-			l.APIToken = config.NewSecret([]byte(testToken))
-			l.Log = testutil.Logger{Quiet: true}
+			l := unstarted()
 			tc.configure(l)
 			require.NoError(t, l.Init())
 			require.Equal(t, tc.wantURL, l.APIURL)
@@ -96,9 +89,7 @@ func TestPlainHTTPWarnsUnlessLoopback(t *testing.T) {
 		"https://metrics-api.librato.com/v1/x":      false,
 	} {
 		logger := newCaptureLogger()
-		l := newLibrato()
-		l.APIUser = config.NewSecret([]byte(testUser))
-		l.APIToken = config.NewSecret([]byte(testToken))
+		l := unstarted()
 		l.APIURL = url
 		l.Log = logger
 		require.NoError(t, l.Init())
@@ -334,10 +325,7 @@ func TestReadmeShowsSampleConfig(t *testing.T) {
 }
 
 func TestWriteBeforeConnectFails(t *testing.T) {
-	l := newLibrato()
-	l.APIUser = config.NewSecret([]byte(testUser))
-	l.APIToken = config.NewSecret([]byte(testToken))
-	l.Log = testutil.Logger{Quiet: true}
+	l := unstarted()
 	require.NoError(t, l.Init())
 	metrics, _ := workload(1)
 	require.ErrorContains(t, l.Write(metrics), "not connected")
