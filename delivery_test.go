@@ -472,3 +472,21 @@ func TestCredentialsEchoedByAPIAreRedacted(t *testing.T) {
 	require.Error(t, err)
 	requireNoCredentials(t, err.Error())
 }
+
+func TestDebugLogsRequestsAtInfoLevel(t *testing.T) {
+	fake := newFake(t, fakelibrato.Options{})
+	l, logger := debugPlugin(t, fake.LegacyURL())
+	metrics, _ := workload(1)
+	require.NoError(t, l.Write(metrics))
+	var infos []string
+	for _, m := range logger.Messages() {
+		if m.Level == testutil.LevelInfo {
+			infos = append(infos, m.Text)
+		}
+	}
+	require.Len(t, infos, 1, "one line per request, visible without the agent's debug mode")
+	require.Contains(t, infos[0], `POST `+fake.LegacyURL()+`: 3 measurements`)
+	require.Contains(t, infos[0], `{\"gauges\":[{\"name\":`, "the request body")
+	require.Contains(t, infos[0], `\"name\":\"cpu.idle\",\"source\":\"host00\"`)
+	require.Contains(t, infos[0], "-> 200")
+}

@@ -175,7 +175,8 @@ func (s *sender) post(r *request, body *payload, n int) outcome {
 	defer resp.Body.Close()
 	text := s.readResponse(r, resp)
 	if s.cfg.debug {
-		s.log.Infof("POST %s: %d measurements, %d bytes: %d in %s: %s", s.cfg.url, n, len(body.wire), resp.StatusCode, elapsed, excerpt(text))
+		s.log.Infof("POST %s: %d measurements, %d bytes: %s -> %d in %s: %s",
+			s.cfg.url, n, len(body.wire), excerpt(body.json), resp.StatusCode, elapsed, excerpt(text))
 	}
 	o := classify(resp.StatusCode, resp.Header, text, s.cfg.tagged)
 	if wait := rateLimitReset(resp.Header); o.kind == delivered && wait > 0 {
