@@ -148,8 +148,11 @@ func (c *converter) convertMetric(m telegraf.Metric) {
 		v, ok := toFloat(f.Value)
 		if !ok {
 			// Librato stores numbers only; the built-in plugin skips
-			// strings silently too.
-			c.log.Debugf("Skipping string field %s.%s", m.Name(), f.Key)
+			// strings silently too. Guarded: boxing the arguments would
+			// allocate on every flush.
+			if c.log.Level().Includes(telegraf.Debug) {
+				c.log.Debugf("Skipping string field %s.%s", m.Name(), f.Key)
+			}
 			continue
 		}
 		name := c.nameFor(names, m.Name(), f.Key)
