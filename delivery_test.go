@@ -61,10 +61,8 @@ func requireExactlyOnce(t *testing.T, fake *fakelibrato.Server, want []fakeKey) 
 	requireExactlyOnceIn(t, fake, apiLegacy, want)
 }
 
-// The delivery guarantees hold for both APIs; in the tagged one a workload
-// key's source is its host tag.
-var bothAPIs = []string{apiLegacy, apiTagged}
-
+// apiURL is the fake's endpoint for api. The delivery guarantees hold for
+// both APIs; in the tagged one a workload key's source is its host tag.
 func apiURL(fake *fakelibrato.Server, api string) string {
 	if api == apiTagged {
 		return fake.TaggedURL()

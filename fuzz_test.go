@@ -50,7 +50,7 @@ func FuzzSanitizeTag(f *testing.F) {
 // it follows Librato's rules, so no input can make Librato reject a request.
 func FuzzConvertEncode(f *testing.F) {
 	f.Add("cpu", "host", "web01", "usage_idle", 1.5, int64(1790000000), false)
-	f.Add("a b\x00\"", "\xff", "</script>", "value", -0.0, int64(-1), true)
+	f.Add("a b\x00\"", "\xff", "</script>", "value", math.Copysign(0, -1), int64(-1), true)
 	f.Add("ünï:code", "tag key", "v?a\\l/ue", "f", 1e-7, int64(1<<40), true)
 	f.Add(strings.Repeat("n", 300), strings.Repeat("k", 70), strings.Repeat("v", 300), "x", 1e126, int64(1), false)
 	name := regexp.MustCompile(`\A[-.:_A-Za-z0-9]{1,255}\z`)
@@ -123,7 +123,7 @@ func viaEncodingJSON(t *testing.T, s string) string {
 // FuzzFloatFormat pins appendFloat to encoding/json's output, which is what
 // the built-in plugin sends.
 func FuzzFloatFormat(f *testing.F) {
-	for _, v := range []float64{0, -0.0, 1, 1e-6, 9.99e-7, 1e20, 1e21, 123.456, math.MaxFloat64, math.SmallestNonzeroFloat64} {
+	for _, v := range []float64{0, math.Copysign(0, -1), 1, 1e-6, 9.99e-7, 1e20, 1e21, 123.456, math.MaxFloat64, math.SmallestNonzeroFloat64} {
 		f.Add(v)
 	}
 	f.Fuzz(func(t *testing.T, v float64) {

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/config"
@@ -140,5 +139,3 @@ func logText(l *testutil.CaptureLogger) string {
 	}
 	return b.String()
 }
-
-var epoch2026 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)

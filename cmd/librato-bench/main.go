@@ -196,7 +196,7 @@ func (r *runner) bench(name string, f func(*testing.B)) metrics {
 	res, err := benchkit.Run(f)
 	if err != nil {
 		fmt.Fprintln(r.log, "FAILED")
-		r.err = fmt.Errorf("Benchmark%s: %w", name, err)
+		r.err = fmt.Errorf("benchmark %s: %w", name, err)
 		return nil
 	}
 	fmt.Fprintf(r.log, "%d× in %s\n", res.N, time.Since(start).Round(time.Millisecond))
