@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/influxdata/telegraf"
+
 	"github.com/seed-d22a899f/librato/internal/fakelibrato"
 )
 
@@ -97,15 +99,8 @@ func Run(f func(*testing.B)) (testing.BenchmarkResult, error) {
 // Sink: conversion, encoding and the HTTP client side, plus the sink's
 // minimal request handling.
 func BenchWrite(b *testing.B, p Plugin) {
-	b.StopTimer()
-	sink := NewSink()
+	sink, out, ms, gauges := openOnSink(b, p)
 	defer sink.Close()
-	ms := Workload(Hosts, Now())
-	gauges := Gauges(ms)
-	out, err := Open(p, sink.URL(), len(ms))
-	if err != nil {
-		fail(b, err)
-	}
 	defer out.Close()
 
 	// The first flush fills caches and connection pools, and shows that
@@ -132,20 +127,27 @@ func BenchWrite(b *testing.B, p Plugin) {
 	b.ReportMetric(float64(sink.Bytes())/float64(b.N*gauges), WirePerGauge)
 }
 
+// openOnSink stops the timer and opens the plugin on a new Sink, with the
+// workload it will write and its gauge count.
+func openOnSink(b *testing.B, p Plugin) (*Sink, *Output, []telegraf.Metric, int) {
+	b.StopTimer()
+	sink := NewSink()
+	ms := Workload(Hosts, Now())
+	out, err := Open(p, sink.URL(), len(ms))
+	if err != nil {
+		sink.Close()
+		fail(b, err)
+	}
+	return sink, out, ms, Gauges(ms)
+}
+
 // BenchRunningOutput measures the workload going through Telegraf's
 // models.RunningOutput as the agent drives it: AddMetricNoCopy of every
 // metric, then Write. Each operation gets fresh metrics from the next
 // collection interval, made while the timer is stopped.
 func BenchRunningOutput(b *testing.B, p Plugin) {
-	b.StopTimer()
-	sink := NewSink()
+	sink, out, ms, gauges := openOnSink(b, p)
 	defer sink.Close()
-	ms := Workload(Hosts, Now())
-	gauges := Gauges(ms)
-	out, err := Open(p, sink.URL(), len(ms))
-	if err != nil {
-		fail(b, err)
-	}
 	defer out.Close()
 	if err := out.Flush(Shift(ms, 0)); err != nil {
 		fail(b, fmt.Errorf("%s: warm-up flush: %w", p.Name, err))
