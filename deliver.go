@@ -3,11 +3,8 @@ package librato
 import (
 	"cmp"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/maphash"
-	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -32,8 +29,8 @@ const (
 
 // flush is the state of one Write's delivery.
 type flush struct {
-	s   *sender
-	req request
+	s    *sender
+	auth flushAuth
 	// stop ends waits and keeps new requests from starting once the flush
 	// has failed. Requests already sent are not cancelled: Librato may have
 	// stored them, and only their answer tells.
@@ -64,7 +61,7 @@ func (s *sender) deliver(pts []point, led *ledger) error {
 		return err
 	}
 	defer f.cancel(nil)
-	defer f.req.forget()
+	defer f.auth.forget()
 
 	batches := s.batches(pts)
 	f.budget.Store(int64(isolationRequests + isolationRequestsPerBatch*len(batches)))
@@ -86,14 +83,14 @@ func (s *sender) deliver(pts []point, led *ledger) error {
 }
 
 func (s *sender) newFlush(n int) (*flush, error) {
-	req, err := s.credentials()
+	auth, err := s.credentials()
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	f := &flush{
 		s:        s,
-		req:      req,
+		auth:     auth,
 		stop:     ctx,
 		cancel:   cancel,
 		deadline: time.Now().Add(s.cfg.retryBudget),
@@ -164,7 +161,7 @@ func (f *flush) send(pts []point, settled []bool) error {
 		if err := f.s.gate.wait(f.stop, f.deadline); err != nil {
 			return err
 		}
-		o := f.s.post(&f.req, body, len(pts))
+		o := f.s.post(&f.auth, body, len(pts))
 		switch o.kind {
 		case delivered:
 			f.s.stats.written.Incr(int64(len(pts)))
@@ -262,67 +259,4 @@ func (f *flush) drop(pts []point, settled []bool, reason string) {
 		settled[i] = true
 	}
 	f.s.stats.dropped[reasonRejected].Incr(int64(len(pts)))
-}
-
-// ledger remembers which measurements of a failed flush were settled, so
-// the retry of the same metrics skips them. It holds at most one flush.
-type ledger struct {
-	seed maphash.Seed
-	done map[uint64]struct{}
-}
-
-func (l *ledger) reset() { l.done = nil }
-
-// skipSettled removes the points the ledger knows from pts (in place) and
-// returns the keys it skipped, which stay settled.
-func (l *ledger) skipSettled(pts []point, st *stats) ([]point, []uint64) {
-	if len(l.done) == 0 {
-		return pts, nil
-	}
-	var carried []uint64
-	kept := pts[:0]
-	for _, p := range pts {
-		key := l.key(&p)
-		if _, ok := l.done[key]; ok {
-			carried = append(carried, key)
-			continue
-		}
-		kept = append(kept, p)
-	}
-	st.deduped.Incr(int64(len(carried)))
-	return kept, carried
-}
-
-func (l *ledger) record(pts []point, settled []bool, carried []uint64) {
-	done := make(map[uint64]struct{}, len(carried)+len(pts))
-	for _, k := range carried {
-		done[k] = struct{}{}
-	}
-	for i := range pts {
-		if settled[i] {
-			done[l.key(&pts[i])] = struct{}{}
-		}
-	}
-	l.done = done
-}
-
-// key identifies a measurement by everything that is sent of it.
-func (l *ledger) key(p *point) uint64 {
-	if l.seed == (maphash.Seed{}) {
-		l.seed = maphash.MakeSeed()
-	}
-	var h maphash.Hash
-	h.SetSeed(l.seed)
-	h.WriteString(p.name)
-	h.WriteByte(0)
-	h.WriteString(p.series.source)
-	h.WriteByte(0)
-	h.WriteString(p.series.tags)
-	for _, v := range []uint64{uint64(p.time), math.Float64bits(p.value), uint64(p.count),
-		math.Float64bits(p.sum), math.Float64bits(p.min), math.Float64bits(p.max), math.Float64bits(p.std)} {
-		var b [8]byte
-		binary.LittleEndian.PutUint64(b[:], v)
-		h.Write(b[:])
-	}
-	return h.Sum64()
 }

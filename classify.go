@@ -104,57 +104,6 @@ func excerpt(body []byte) string {
 	return strconv.Quote(s)
 }
 
-// retryAfter reads Retry-After (seconds or an HTTP date), then Librato's
-// rate-limit headers.
-func retryAfter(h http.Header) time.Duration {
-	if v := h.Get("Retry-After"); v != "" {
-		if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && secs >= 0 {
-			return time.Duration(secs) * time.Second
-		}
-		if t, err := http.ParseTime(v); err == nil {
-			return max(time.Until(t), 0)
-		}
-	}
-	return rateLimitReset(h)
-}
-
-// rateLimitReset returns how long to wait when a Librato rate-limit header
-// (X-Librato-RateLimit-Std / -Agg: "limit=…,remaining=0,reset=…") says the
-// budget is spent, or 0. reset is read as seconds from now, or as a Unix
-// time when it is that large.
-func rateLimitReset(h http.Header) time.Duration {
-	var wait time.Duration
-	for _, name := range []string{"X-Librato-Ratelimit-Std", "X-Librato-Ratelimit-Agg"} {
-		v := h.Get(name)
-		if v == "" {
-			continue
-		}
-		kv := parseKeyValues(v)
-		if remaining, ok := kv["remaining"]; !ok || remaining != "0" {
-			continue
-		}
-		reset, err := strconv.ParseInt(kv["reset"], 10, 64)
-		if err != nil || reset < 0 {
-			continue
-		}
-		d := time.Duration(reset) * time.Second
-		if reset > 1_000_000_000 {
-			d = time.Until(time.Unix(reset, 0))
-		}
-		wait = max(wait, d)
-	}
-	return wait
-}
-
-func parseKeyValues(s string) map[string]string {
-	kv := make(map[string]string)
-	for part := range strings.SplitSeq(s, ",") {
-		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
-		kv[strings.ToLower(k)] = strings.TrimSpace(v)
-	}
-	return kv
-}
-
 type apiError struct {
 	reason         string
 	names, sources []string

@@ -2,17 +2,14 @@ package librato
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptrace"
 	"runtime/debug"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/influxdata/telegraf"
@@ -109,20 +106,20 @@ func (s *sender) close() {
 // credentials reads the secrets once per flush, and destroys them at once:
 // the Authorization header and the copies kept to redact response text live
 // only as long as the flush.
-func (s *sender) credentials() (request, error) {
+func (s *sender) credentials() (flushAuth, error) {
 	user, err := s.cfg.user.Get()
 	if err != nil {
-		return request{}, fmt.Errorf("reading api_user: %w", err)
+		return flushAuth{}, fmt.Errorf("reading api_user: %w", err)
 	}
 	defer user.Destroy()
 	token, err := s.cfg.token.Get()
 	if err != nil {
-		return request{}, fmt.Errorf("reading api_token: %w", err)
+		return flushAuth{}, fmt.Errorf("reading api_token: %w", err)
 	}
 	defer token.Destroy()
 	creds := make([]byte, 0, len(user.Bytes())+1+len(token.Bytes()))
 	creds = append(append(append(creds, user.Bytes()...), ':'), token.Bytes()...)
-	r := request{auth: []string{"Basic " + base64.StdEncoding.EncodeToString(creds)}}
+	r := flushAuth{auth: []string{"Basic " + base64.StdEncoding.EncodeToString(creds)}}
 	clear(creds)
 	for _, secret := range [][]byte{user.Bytes(), token.Bytes()} {
 		if len(secret) >= 3 { // shorter strings would redact ordinary text
@@ -132,29 +129,30 @@ func (s *sender) credentials() (request, error) {
 	return r, nil
 }
 
-// request is one flush's shared request settings.
-type request struct {
+// flushAuth is one flush's credentials: the Authorization header, and the
+// secrets to redact from response text. It lives only as long as the flush.
+type flushAuth struct {
 	auth    []string
 	secrets [][]byte
 }
 
 // redact removes the credentials from text that came from the network: an
 // API or proxy echoing them must not put them in our logs.
-func (r *request) redact(text []byte) []byte {
+func (r *flushAuth) redact(text []byte) []byte {
 	for _, secret := range r.secrets {
 		text = bytes.ReplaceAll(text, secret, []byte("[redacted]"))
 	}
 	return text
 }
 
-func (r *request) forget() {
+func (r *flushAuth) forget() {
 	for _, secret := range r.secrets {
 		clear(secret)
 	}
 }
 
 // post sends one body and classifies the answer.
-func (s *sender) post(r *request, body *payload, n int) outcome {
+func (s *sender) post(r *flushAuth, body *payload, n int) outcome {
 	writes := body.track()
 	defer writes.doReturned()
 	req, err := s.newRequest(r, writes)
@@ -191,7 +189,7 @@ func (s *sender) post(r *request, body *payload, n int) outcome {
 // readResponse returns the (redacted) start of the response body. A plain
 // success needs none of it: the body is only drained, within the limit, so
 // the connection can be reused.
-func (s *sender) readResponse(r *request, resp *http.Response) []byte {
+func (s *sender) readResponse(r *flushAuth, resp *http.Response) []byte {
 	body := io.LimitReader(resp.Body, maxResponseRead)
 	if resp.StatusCode/100 == 2 && !s.cfg.debug && !s.cfg.tagged {
 		_, _ = io.Copy(io.Discard, body)
@@ -201,7 +199,7 @@ func (s *sender) readResponse(r *request, resp *http.Response) []byte {
 	return r.redact(raw)
 }
 
-func (s *sender) newRequest(r *request, writes *bodyWrites) (*http.Request, error) {
+func (s *sender) newRequest(r *flushAuth, writes *bodyWrites) (*http.Request, error) {
 	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{WroteRequest: writes.wrote})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.url, writes.body())
 	if err != nil {
@@ -222,150 +220,3 @@ var (
 	contentTypeJSON     = []string{"application/json"}
 	contentEncodingGzip = []string{"gzip"}
 )
-
-// encode fills a pooled payload with the body for pts.
-func (s *sender) encode(pts []point) (*payload, error) {
-	p := s.bufs.Get().(*payload)
-	p.refs.Store(1)
-	if s.cfg.tagged {
-		p.json = encodeTagged(p.json[:0], pts)
-	} else {
-		p.json = encodeLegacy(p.json[:0], pts)
-	}
-	p.wire = p.json
-	if !s.cfg.gzip {
-		return p, nil
-	}
-	if err := s.compress(p); err != nil {
-		p.release()
-		return nil, err
-	}
-	return p, nil
-}
-
-func (s *sender) compress(p *payload) error {
-	out := bytes.NewBuffer(p.zipped[:0])
-	zw, ok := s.gzips.Get().(*gzip.Writer)
-	if ok {
-		zw.Reset(out)
-	} else {
-		zw = gzip.NewWriter(out)
-	}
-	defer s.gzips.Put(zw)
-	if _, err := zw.Write(p.json); err != nil {
-		return fmt.Errorf("compressing request: %w", err)
-	}
-	if err := zw.Close(); err != nil {
-		return fmt.Errorf("compressing request: %w", err)
-	}
-	p.zipped = out.Bytes()
-	p.wire = p.zipped
-	return nil
-}
-
-// payload is a pooled request body. It goes back to the pool when the batch
-// is done with it and no request can still be reading it.
-type payload struct {
-	json, zipped, wire []byte
-	refs               atomic.Int32
-	pool               *sync.Pool
-}
-
-func (p *payload) release() {
-	if p.refs.Add(-1) == 0 {
-		p.pool.Put(p)
-	}
-}
-
-// track starts one request's use of the payload.
-func (p *payload) track() *bodyWrites {
-	p.refs.Add(1)
-	return &bodyWrites{p: p}
-}
-
-// bodyWrites follows one request's writes of a payload. net/http may still
-// be writing the body after Do returns (when the server answers early) and
-// may write it more than once (GetBody on a retry), so the payload is
-// released only when Do has returned and every write that started has
-// finished. If a write never reports back, the payload is left to the
-// garbage collector rather than reused too early.
-//
-// The body is a NopCloser around a bytes.Reader on purpose: net/http knows
-// that type is in memory and sends headers and body in one buffered write,
-// where any other reader costs an extra flush and a copy buffer per request.
-type bodyWrites struct {
-	p                 *payload
-	mu                sync.Mutex
-	started, finished int
-	returned, done    bool
-}
-
-func (w *bodyWrites) body() io.ReadCloser {
-	w.mu.Lock()
-	w.started++
-	w.mu.Unlock()
-	return io.NopCloser(bytes.NewReader(w.p.wire))
-}
-
-func (w *bodyWrites) wrote(httptrace.WroteRequestInfo) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.finished++
-	w.releaseIfIdle()
-}
-
-func (w *bodyWrites) doReturned() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.returned = true
-	w.releaseIfIdle()
-}
-
-func (w *bodyWrites) releaseIfIdle() {
-	if w.returned && !w.done && w.finished >= w.started {
-		w.done = true
-		w.p.release()
-	}
-}
-
-// rateGate holds every request while Librato has asked us to wait.
-type rateGate struct {
-	mu    sync.Mutex
-	until time.Time
-}
-
-var errBlocked = errors.New("librato asked to pause sending")
-
-func (g *rateGate) block(d time.Duration) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if until := time.Now().Add(d); until.After(g.until) {
-		g.until = until
-	}
-}
-
-// wait returns when sending is allowed again, or errBlocked at once if that
-// is later than deadline.
-func (g *rateGate) wait(ctx context.Context, deadline time.Time) error {
-	g.mu.Lock()
-	until := g.until
-	g.mu.Unlock()
-	if !time.Now().Before(until) {
-		return nil
-	}
-	if until.After(deadline) {
-		return fmt.Errorf("%w until %s, past this flush's retry_budget", errBlocked, until.Format(time.RFC3339))
-	}
-	return sleep(ctx, time.Until(until))
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
-}
