@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -17,10 +18,10 @@ type outcomeKind int
 
 const (
 	delivered outcomeKind = iota
-	transient             // network error, timeout, 5xx, rate limit: retry
-	rejected              // 400/422: some measurement will never be accepted
+	transient             // network error, timeout, 5xx, rate limit: retry within the flush
+	rejected              // Librato's own 400/422 naming a field: some measurement is invalid
 	tooLarge              // 413: split the request
-	fatal                 // 401, 403, 404, 415…: a setting is wrong; stop the flush
+	halt                  // anything else: stop the flush, keep every unsettled measurement
 )
 
 // maxErrorText bounds the part of a response body that reaches an error or
@@ -32,44 +33,90 @@ type outcome struct {
 	status     int
 	retryAfter time.Duration
 	err        error
-	// reason is Librato's explanation, for the warning on dropped measurements.
+	// reason is Librato's explanation, quoted, for the drop summary.
 	reason string
 	// names and sources are the metric names and sources the error body
 	// blames, to find the offending measurements in fewer requests.
 	names, sources []string
+	// apiFailed is how many measurements a tagged 2xx answer's summary
+	// says failed; apiErrors is the "errors" it carried. Nothing is resent
+	// for them: the answer does not say which, and the rest are stored.
+	apiFailed int
+	apiErrors string
 }
 
 // classify maps a response to an outcome. body is the (size-limited, already
-// redacted) start of the response body.
-func classify(status int, header http.Header, body []byte, tagged bool) outcome {
+// redacted) start of the response body; now reads HTTP-date Retry-After.
+func classify(status int, header http.Header, body []byte, tagged bool, now time.Time) outcome {
 	o := outcome{status: status}
 	if status >= 200 && status < 300 {
 		o.kind = delivered
 		return o
 	}
 	apiErr := parseAPIError(body)
-	o.reason = apiErr.reason
-	if o.reason == "" {
-		o.reason = http.StatusText(status)
-	}
+	o.reason = strconv.Quote(apiErr.reason)
 	o.names, o.sources = apiErr.names, apiErr.sources
 	o.err = fmt.Errorf("librato answered %d: %s", status, excerpt(body))
 	switch {
+	case status >= 300 && status < 400:
+		o.kind = halt
+		o.err = redirectError(status, header.Get("Location"))
 	case status == http.StatusTooManyRequests || status >= 500:
 		o.kind = transient
-		o.retryAfter = retryAfter(header)
+		o.retryAfter = retryHint(header, now)
 	case status == http.StatusForbidden && isRateLimit(body):
 		o.kind = transient
-		o.retryAfter = retryAfter(header)
-	case status == http.StatusBadRequest || status == http.StatusUnprocessableEntity:
+		o.retryAfter = retryHint(header, now)
+	case (status == http.StatusBadRequest || status == http.StatusUnprocessableEntity) && apiErr.fieldErrors:
 		o.kind = rejected
 	case status == http.StatusRequestEntityTooLarge:
 		o.kind = tooLarge
+		o.err = fmt.Errorf("librato answered 413 (request too large; a proxy may limit bodies: lower measurements_per_request): %s", excerpt(body))
+	case status == http.StatusBadRequest || status == http.StatusUnprocessableEntity:
+		o.kind = halt
+		o.err = unprovenRejection(status, body, apiErr)
 	default:
-		o.kind = fatal
-		o.err = fatalError(status, body, tagged)
+		o.kind = halt
+		o.err = settingError(status, body, tagged)
 	}
 	return o
+}
+
+// Proof is what lets the plugin drop a measurement instead of keeping it
+// buffered. See "Delivery" in the README.
+//
+// A request carrying this one measurement was answered 400/422 by Librato
+// itself (its error JSON names an invalid field), and the endpoint has
+// accepted other requests, so it is the measurement, not the endpoint, a
+// proxy or the account, that Librato refuses.
+func proven(o outcome, measurements int, endpointAccepts bool) bool {
+	return o.kind == rejected && measurements == 1 && endpointAccepts
+}
+
+// acceptedWithFailures reads a tagged 2xx body:
+// {"measurements":{"summary":{"total":N,"accepted":N,"failed":N,"filtered":N}}},
+// and a non-empty "errors", which clients have seen beside a partial success.
+func acceptedWithFailures(body []byte) (failed int, errs string) {
+	if len(body) == 0 {
+		return 0, ""
+	}
+	var doc struct {
+		Measurements struct {
+			Summary struct {
+				Failed int `json:"failed"`
+			} `json:"summary"`
+		} `json:"measurements"`
+		Errors json.RawMessage `json:"errors"`
+	}
+	if json.Unmarshal(body, &doc) != nil {
+		return 0, ""
+	}
+	switch string(doc.Errors) {
+	case "", "null", "[]", "{}":
+	default:
+		errs = excerpt(doc.Errors)
+	}
+	return max(doc.Measurements.Summary.Failed, 0), errs
 }
 
 func isRateLimit(body []byte) bool {
@@ -77,8 +124,35 @@ func isRateLimit(body []byte) bool {
 	return strings.Contains(s, "api limit") || strings.Contains(s, "rate limit")
 }
 
-// fatalError tells the user which setting to fix.
-func fatalError(status int, body []byte, tagged bool) error {
+// redirectError: a redirect is never followed. Go would turn the POST into a
+// bodyless GET (silently storing nothing) and may send the credentials to
+// the new location, so the user is told to point api_url there instead.
+func redirectError(status int, location string) error {
+	if location == "" {
+		return fmt.Errorf("librato answered %d, a redirect without a location: check api_url", status)
+	}
+	if u, err := url.Parse(location); err == nil {
+		u.User = nil
+		location = u.String()
+	} else {
+		location = "(unparseable)"
+	}
+	return fmt.Errorf("librato answered %d, a redirect to %s, which is not followed: set api_url to it if you trust it", status, strconv.Quote(location))
+}
+
+// unprovenRejection: a 400 that is not Librato naming a field (a proxy, a
+// WAF, a captive portal, or a request-level error) says nothing about the
+// measurements, so none is dropped for it.
+func unprovenRejection(status int, body []byte, apiErr apiError) error {
+	who := "a body that is not Librato's error JSON (a proxy or firewall in the way?)"
+	if apiErr.librato {
+		who = "an error about the request, not a measurement"
+	}
+	return fmt.Errorf("librato answered %d with %s: %s", status, who, excerpt(body))
+}
+
+// settingError tells the user which setting to fix.
+func settingError(status int, body []byte, tagged bool) error {
 	hint := "check api_url"
 	switch {
 	case status == http.StatusUnauthorized:
@@ -107,6 +181,10 @@ func excerpt(body []byte) string {
 type apiError struct {
 	reason         string
 	names, sources []string
+	// librato: the body has the shape of Librato's error JSON, an object
+	// with "errors". fieldErrors: it names at least one invalid field of a
+	// measurement ("params"), the only answer that blames the data itself.
+	librato, fieldErrors bool
 }
 
 var invalidSource = regexp.MustCompile(`^(.*) is not a valid source name`)
@@ -123,7 +201,7 @@ func parseAPIError(body []byte) apiError {
 	if json.Unmarshal(body, &doc) != nil {
 		return apiError{}
 	}
-	var e apiError
+	e := apiError{librato: len(doc.Errors) > 0 && string(doc.Errors) != "null"}
 	var parts []string
 	var groups map[string]json.RawMessage
 	if json.Unmarshal(doc.Errors, &groups) == nil {
@@ -169,6 +247,7 @@ func (e *apiError) readParams(raw json.RawMessage) []string {
 			e.names = append(e.names, msgs...)
 			continue
 		}
+		e.fieldErrors = e.fieldErrors || len(msgs) > 0
 		for _, msg := range msgs {
 			if m := invalidSource.FindStringSubmatch(msg); m != nil {
 				e.sources = append(e.sources, m[1])

@@ -4,12 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/influxdata/telegraf"
@@ -34,28 +40,43 @@ type senderConfig struct {
 	concurrency            int
 	gzip                   bool
 	debug                  bool
+	maxRetryAfter          time.Duration
 	tls                    *tls.ClientConfig
 	proxy                  *proxy.HTTPProxy
 }
 
 // sender owns the HTTP client and everything shared by the requests of all
-// flushes: the rate-limit gate and the pooled request buffers.
+// flushes: the rate-limit gate, the pooled request buffers, and whether the
+// endpoint has ever accepted a request (which proof of a rejection needs).
 type sender struct {
 	cfg       senderConfig
 	log       telegraf.Logger
 	stats     *stats
 	userAgent []string
+	clock     clock
 
-	client *http.Client
-	gate   rateGate
-	bufs   sync.Pool // *payload
-	gzips  sync.Pool // *gzip.Writer
+	client    *http.Client
+	gate      rateGate
+	accepted  atomic.Bool
+	clampOnce sync.Once
+	bufs      sync.Pool // *payload
+	gzips     sync.Pool // *gzip.Writer
 }
 
 func newSender(cfg senderConfig, st *stats, log telegraf.Logger) (*sender, error) {
-	s := &sender{cfg: cfg, log: log, stats: st, userAgent: []string{userAgent()}}
+	s := &sender{cfg: cfg, log: log, stats: st, userAgent: []string{userAgent()}, clock: realClock{}}
 	s.bufs.New = func() any { return &payload{pool: &s.bufs} }
+	s.gate = rateGate{clock: s.clock, maxPause: cfg.maxRetryAfter, onClamp: s.logClampedPause}
 	return s, nil
+}
+
+// logClampedPause warns once per process: a proxy that always sends an
+// absurd Retry-After must not fill the log.
+func (s *sender) logClampedPause(hint, pause time.Duration) {
+	s.clampOnce.Do(func() {
+		s.log.Warnf("Librato asked to pause for %s; pausing for max_retry_after (%s) instead, then one request tests whether sending is allowed again (logged once)",
+			hint.Round(time.Second), pause)
+	})
 }
 
 func userAgent() string {
@@ -93,9 +114,13 @@ func (s *sender) connect() error {
 		TLSHandshakeTimeout:   s.cfg.timeout,
 		ResponseHeaderTimeout: s.cfg.timeout,
 	}
-	s.client = &http.Client{Transport: transport, Timeout: s.cfg.timeout}
+	s.client = &http.Client{Transport: transport, Timeout: s.cfg.timeout, CheckRedirect: neverFollow}
 	return nil
 }
+
+// neverFollow hands a redirect back as the answer: following it would turn
+// the POST into a bodyless GET and could take the credentials elsewhere.
+func neverFollow(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 func (s *sender) close() {
 	if s.client != nil {
@@ -119,14 +144,37 @@ func (s *sender) credentials() (flushAuth, error) {
 	defer token.Destroy()
 	creds := make([]byte, 0, len(user.Bytes())+1+len(token.Bytes()))
 	creds = append(append(append(creds, user.Bytes()...), ':'), token.Bytes()...)
-	r := flushAuth{auth: []string{"Basic " + base64.StdEncoding.EncodeToString(creds)}}
+	basic := base64.StdEncoding.EncodeToString(creds)
 	clear(creds)
-	for _, secret := range [][]byte{user.Bytes(), token.Bytes()} {
-		if len(secret) >= 3 { // shorter strings would redact ordinary text
-			r.secrets = append(r.secrets, bytes.Clone(secret))
+	r := flushAuth{auth: []string{"Basic " + basic}}
+	r.secrets = secretForms(user.TemporaryString(), token.TemporaryString(), basic)
+	return r, nil
+}
+
+// secretForms lists every way a proxy or API might echo the credentials:
+// as they are, as the Basic header's base64, JSON-escaped and URL-escaped.
+// Strings shorter than 3 bytes are left out: they would redact ordinary text.
+func secretForms(user, token, basic string) [][]byte {
+	var forms [][]byte
+	add := func(s string) {
+		if len(s) >= 3 && !slices.ContainsFunc(forms, func(f []byte) bool { return string(f) == s }) {
+			forms = append(forms, []byte(s))
 		}
 	}
-	return r, nil
+	add(basic)
+	add(strings.TrimRight(basic, "="))
+	for _, secret := range []string{user, token} {
+		add(secret)
+		quoted, _ := json.Marshal(secret)
+		add(string(quoted[1 : len(quoted)-1]))
+		add(strings.ReplaceAll(string(quoted[1:len(quoted)-1]), "/", `\/`))
+		add(strconv.QuoteToASCII(secret)[1 : len(strconv.QuoteToASCII(secret))-1])
+		add(url.QueryEscape(secret))
+		add(url.PathEscape(secret))
+	}
+	// Longest first, so a form is not half-replaced by a shorter one.
+	slices.SortFunc(forms, func(a, b []byte) int { return len(b) - len(a) })
+	return forms
 }
 
 // flushAuth is one flush's credentials: the Authorization header, and the
@@ -151,13 +199,14 @@ func (r *flushAuth) forget() {
 	}
 }
 
-// post sends one body and classifies the answer.
-func (s *sender) post(r *flushAuth, body *payload, n int) outcome {
+// post sends one body and classifies the answer. ctx carries the Write's
+// deadline.
+func (s *sender) post(ctx context.Context, r *flushAuth, body *payload, n int) outcome {
 	writes := body.track()
 	defer writes.doReturned()
-	req, err := s.newRequest(r, writes)
+	req, err := s.newRequest(ctx, r, writes)
 	if err != nil {
-		return outcome{kind: fatal, err: err}
+		return outcome{kind: halt, err: err}
 	}
 	start := time.Now()
 	s.stats.requests.Incr(1)
@@ -176,13 +225,16 @@ func (s *sender) post(r *flushAuth, body *payload, n int) outcome {
 		s.log.Infof("POST %s: %d measurements, %d bytes: %s -> %d in %s: %s",
 			s.cfg.url, n, len(body.wire), excerpt(body.json), resp.StatusCode, elapsed, excerpt(text))
 	}
-	o := classify(resp.StatusCode, resp.Header, text, s.cfg.tagged)
-	if wait := rateLimitReset(resp.Header); o.kind == delivered && wait > 0 {
-		s.gate.block(wait) // the API told us its budget is spent
+	now := s.clock.Now()
+	o := classify(resp.StatusCode, resp.Header, text, s.cfg.tagged, now)
+	if o.kind == delivered {
+		s.accepted.Store(true)
+		o.retryAfter = spentBudgetReset(resp.Header, now) // the API's budget is spent: pause before the next
+		if s.cfg.tagged {
+			o.apiFailed, o.apiErrors = acceptedWithFailures(text)
+		}
 	}
-	if o.kind == delivered && s.cfg.tagged && bytes.Contains(text, []byte(`"errors"`)) {
-		s.log.Warnf("Librato accepted a request but reported errors: %s", excerpt(text))
-	}
+	s.gate.pause(o.retryAfter)
 	return o
 }
 
@@ -199,8 +251,8 @@ func (s *sender) readResponse(r *flushAuth, resp *http.Response) []byte {
 	return r.redact(raw)
 }
 
-func (s *sender) newRequest(r *flushAuth, writes *bodyWrites) (*http.Request, error) {
-	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{WroteRequest: writes.wrote})
+func (s *sender) newRequest(ctx context.Context, r *flushAuth, writes *bodyWrites) (*http.Request, error) {
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: writes.wrote})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.url, writes.body())
 	if err != nil {
 		return nil, fmt.Errorf("creating request: %w", err)

@@ -125,8 +125,10 @@ func (c *converter) convert(metrics []telegraf.Metric) []point {
 
 func (c *converter) convertMetric(m telegraf.Metric) {
 	t := m.Time().Unix()
-	if t == 0 {
-		c.dropMetric(m, reasonZeroTime, "metric time is zero")
+	if t <= 0 {
+		// Librato takes Unix seconds after the epoch; the built-in plugin
+		// skips 0 too.
+		c.dropMetric(m, reasonInvalidTime, fmt.Sprintf("metric time %d is not after the Unix epoch", t))
 		return
 	}
 	s := c.seriesFor(m)
@@ -156,6 +158,10 @@ func (c *converter) convertMetric(m telegraf.Metric) {
 			continue
 		}
 		name := c.nameFor(names, m.Name(), f.Key)
+		if name == "" {
+			c.dropPoint(name, s, reasonEmptyName, "the metric has no name (Librato requires one)")
+			continue
+		}
 		if reason, problem := valueProblem(v); problem != "" {
 			c.dropPoint(name, s, reason, problem)
 			continue

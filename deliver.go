@@ -5,26 +5,34 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
 const (
-	// maxBodyBytes keeps requests under Librato's recommended 1 MB (the
-	// hard limit is quoted as 3 MB).
-	maxBodyBytes = 1 << 20
+	// maxBodyBytes keeps requests well under Librato's recommended 1 MB
+	// (the hard limit is quoted as 3 MB) and under the 1 MiB body limit that
+	// proxies such as nginx apply by default.
+	maxBodyBytes = 512 << 10
 
-	backoffBase = 100 * time.Millisecond
-	backoffMax  = 2 * time.Second
+	// The extra requests one flush may spend splitting requests answered
+	// 413 and singling out the measurements of requests Librato rejected:
+	// a few per batch, shared by all batches. What a spent budget leaves
+	// unsettled stays buffered, and the next flush goes on from there.
+	splitRequests         = 8
+	splitRequestsPerBatch = 6
 
-	// isolationRequests bounds the extra requests a flush may spend finding
-	// the measurements inside rejected requests: a fixed amount plus some per
-	// batch, enough to single out several bad points per batch.
-	isolationRequests         = 32
-	isolationRequestsPerBatch = 16
+	// minRequestWindow: no request starts with less time than this (or
+	// timeout, if shorter) left before the Write's deadline.
+	minRequestWindow = time.Second
+)
+
+var (
+	errDeadline    = errors.New("this flush's time (timeout + retry_budget) is spent")
+	errSplitBudget = errors.New("this flush's budget of extra requests for splitting and isolation is spent")
 )
 
 // flush is the state of one Write's delivery.
@@ -34,14 +42,20 @@ type flush struct {
 	// stop ends waits and keeps new requests from starting once the flush
 	// has failed. Requests already sent are not cancelled: Librato may have
 	// stored them, and only their answer tells.
-	stop     context.Context
-	cancel   context.CancelCauseFunc
-	deadline time.Time
-	settled  []bool // per point: accepted, or dropped for good
-	budget   atomic.Int64
-
-	errOnce sync.Once
-	err     error
+	stop   context.Context
+	cancel context.CancelCauseFunc
+	// requests carries the Write's deadline to every request and body read.
+	requests      context.Context
+	endRequests   context.CancelFunc
+	sendBy        time.Time // retries and pauses end here (start + retry_budget)
+	deadline      time.Time // everything ends here (sendBy + timeout)
+	minWindow     time.Duration
+	settled       []bool // per point: accepted, or dropped on proof
+	budget        atomic.Int64
+	rejections    rejectionLog
+	mu            sync.Mutex
+	err           error // the first failure
+	otherFailures int
 }
 
 // deliver sends pts and returns nil when every point is settled. On error,
@@ -60,12 +74,12 @@ func (s *sender) deliver(pts []point, led *ledger) error {
 	if err != nil {
 		return err
 	}
-	defer f.cancel(nil)
-	defer f.auth.forget()
+	defer f.end()
 
 	batches := s.batches(pts)
-	f.budget.Store(int64(isolationRequests + isolationRequestsPerBatch*len(batches)))
+	f.budget.Store(int64(splitRequests + splitRequestsPerBatch*len(batches)))
 	f.run(pts, batches)
+	f.rejections.report(s.log)
 
 	if f.err == nil {
 		led.reset()
@@ -78,8 +92,12 @@ func (s *sender) deliver(pts []point, led *ledger) error {
 			done++
 		}
 	}
+	err = f.err
+	if f.otherFailures > 0 {
+		err = fmt.Errorf("%w (and %d other failed request(s))", err, f.otherFailures)
+	}
 	return fmt.Errorf("%d of %d measurements settled, the rest stay buffered for the next flush: %w",
-		done, len(pts), f.err)
+		done, len(pts), err)
 }
 
 func (s *sender) newFlush(n int) (*flush, error) {
@@ -87,16 +105,24 @@ func (s *sender) newFlush(n int) (*flush, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancelCause(context.Background())
+	now := s.clock.Now()
 	f := &flush{
-		s:        s,
-		auth:     auth,
-		stop:     ctx,
-		cancel:   cancel,
-		deadline: time.Now().Add(s.cfg.retryBudget),
-		settled:  make([]bool, n),
+		s:         s,
+		auth:      auth,
+		sendBy:    now.Add(s.cfg.retryBudget),
+		deadline:  now.Add(s.cfg.retryBudget + s.cfg.timeout),
+		minWindow: min(minRequestWindow, s.cfg.timeout),
+		settled:   make([]bool, n),
 	}
+	f.stop, f.cancel = context.WithCancelCause(context.Background())
+	f.requests, f.endRequests = context.WithDeadline(context.Background(), f.deadline)
 	return f, nil
+}
+
+func (f *flush) end() {
+	f.cancel(nil)
+	f.endRequests()
+	f.auth.forget()
 }
 
 // batches cuts pts into ranges of at most measurements_per_request points
@@ -137,17 +163,45 @@ func (f *flush) run(pts []point, batches [][2]int) {
 	wg.Wait()
 }
 
-// fail records the first error and stops the other batches: whatever made
-// this one give up would make the others wait for nothing.
+// fail records err and stops the flush: whatever made this request give up
+// (a wrong setting, a proxy, an outage past the retry budget) would make the
+// others fail the same way.
 func (f *flush) fail(err error) {
-	f.errOnce.Do(func() {
-		f.err = err
-		f.cancel(err)
-	})
+	f.note(err)
+	f.cancel(err)
 }
 
-// send delivers pts, retrying transient failures within the retry budget and
-// isolating measurements Librato rejects.
+// leave records err for measurements that stay unsettled while the rest of
+// the flush goes on.
+func (f *flush) leave(err error) {
+	f.note(err)
+}
+
+func (f *flush) note(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err == nil {
+		f.err = err
+	} else if !errors.Is(err, context.Cause(f.stop)) {
+		f.otherFailures++
+	}
+}
+
+// mayStart reports why no new request may start, or nil.
+func (f *flush) mayStart() error {
+	if f.stop.Err() != nil {
+		return context.Cause(f.stop)
+	}
+	if f.s.clock.Now().Add(f.minWindow).After(f.deadline) {
+		return errDeadline
+	}
+	return nil
+}
+
+// send delivers pts, retrying transient failures within the retry budget,
+// splitting what is too large and isolating what Librato rejects. An error
+// means the flush must stop; measurements left unsettled for other reasons
+// are recorded with leave.
 func (f *flush) send(pts []point, settled []bool) error {
 	body, err := f.s.encode(pts)
 	if err != nil {
@@ -155,16 +209,22 @@ func (f *flush) send(pts []point, settled []bool) error {
 	}
 	defer body.release()
 	for attempt := 0; ; attempt++ {
-		if f.stop.Err() != nil {
-			return context.Cause(f.stop)
-		}
-		if err := f.s.gate.wait(f.stop, f.deadline); err != nil {
+		if err := f.mayStart(); err != nil {
 			return err
 		}
-		o := f.s.post(&f.auth, body, len(pts))
+		probe, err := f.s.gate.wait(f.stop, f.sendBy)
+		if err != nil {
+			return err
+		}
+		o := f.s.post(f.requests, &f.auth, body, len(pts))
+		if probe {
+			f.s.gate.probeAnswered(o.retryAfter > 0)
+		}
 		switch o.kind {
 		case delivered:
 			f.s.stats.written.Incr(int64(len(pts)))
+			f.s.stats.apiFailed.Incr(int64(o.apiFailed))
+			f.rejections.acceptedWithFailures(o)
 			for i := range settled {
 				settled[i] = true
 			}
@@ -174,10 +234,13 @@ func (f *flush) send(pts []point, settled []bool) error {
 				return err
 			}
 		case tooLarge:
-			if len(pts) > 1 {
-				return f.split(pts, settled)
+			if len(pts) == 1 {
+				// Far below any body limit of Librato's: whatever answered
+				// 413 is not judging this measurement.
+				f.leave(o.err)
+				return nil
 			}
-			return f.isolate(pts, settled, o)
+			return f.split(pts, settled, o)
 		case rejected:
 			return f.isolate(pts, settled, o)
 		default:
@@ -186,54 +249,70 @@ func (f *flush) send(pts []point, settled []bool) error {
 	}
 }
 
-// backoff waits before the next attempt: exponential with jitter, at least
-// what the API asked for, and gives up past the retry budget.
+// backoff waits before the next attempt, jittered and exponential, and gives
+// up when that would end past the retry budget. A pause the API asked for is
+// the gate's to enforce.
 func (f *flush) backoff(attempt int, o outcome) error {
-	wait := backoffBase << min(attempt, 10)
-	wait = min(wait, backoffMax)
-	wait = wait/2 + rand.N(wait/2+1)
-	if o.retryAfter > 0 {
-		f.s.gate.block(o.retryAfter)
-		wait = max(wait, o.retryAfter)
+	var wait time.Duration
+	if o.retryAfter <= 0 {
+		wait = backoffDelay(attempt, randomJitter())
 	}
-	if time.Now().Add(wait).After(f.deadline) {
+	if f.s.clock.Now().Add(wait).After(f.sendBy) {
 		return fmt.Errorf("giving up after %d attempt(s) within retry_budget: %w", attempt+1, o.err)
 	}
 	f.s.stats.retries.Incr(1)
-	return sleep(f.stop, wait)
+	return f.s.clock.Sleep(f.stop, wait)
 }
 
-// isolate finds the measurements of a rejected request. It first separates
-// the ones the error names, then halves the rest after ordering them by time
-// (rejections for age affect a prefix), and drops what a request of one is
-// rejected for. Past the flush's request budget it drops the remainder.
-func (f *flush) isolate(pts []point, settled []bool, o outcome) error {
-	if len(pts) == 1 {
-		f.drop(pts, settled, o.reason)
+// spend takes n requests from the flush's split budget.
+func (f *flush) spend(n int64) bool {
+	return f.budget.Add(-n) >= 0
+}
+
+// split halves a request answered 413.
+func (f *flush) split(pts []point, settled []bool, o outcome) error {
+	if !f.spend(2) {
+		f.leave(fmt.Errorf("%w: %d measurements not sent: %w", errSplitBudget, len(pts), o.err))
 		return nil
 	}
-	if f.budget.Add(-2) < 0 {
-		f.s.log.Warnf("Dropping %d measurements Librato rejected (%s): too many rejections in this flush to single them out",
-			len(pts), o.reason)
-		f.drop(pts, settled, o.reason)
+	k := len(pts) / 2
+	return f.sendParts(pts[:k], settled[:k], pts[k:], settled[k:])
+}
+
+// isolate finds the measurements of a rejected request: the ones the error
+// names go alone, the rest are halved after ordering by time (rejections
+// for age affect a prefix), and a request of one measurement that Librato
+// rejects is proof (see proven). Past the split budget the rest stays
+// unsettled for the next flush, which goes on from there.
+func (f *flush) isolate(pts []point, settled []bool, o outcome) error {
+	if len(pts) == 1 {
+		if proven(o, 1, f.s.accepted.Load()) {
+			f.drop(&pts[0], &settled[0], o)
+			return nil
+		}
+		f.leave(fmt.Errorf("librato rejected %s (%s) but has accepted no request yet, which a rejection needs to count as proof; kept: %w",
+			pts[0].name, pts[0].series, o.err))
+		return nil
+	}
+	if !f.spend(2) {
+		f.leave(fmt.Errorf("%w: %d measurements of a rejected request not yet singled out: %w", errSplitBudget, len(pts), o.err))
 		return nil
 	}
 	if k := partitionSuspects(pts, o); k > 0 && k < len(pts) {
-		return f.sendParts(pts, settled, k)
+		// The others first: their acceptance is also the evidence that the
+		// endpoint takes requests, which proof needs.
+		return f.sendParts(pts[k:], settled[k:], pts[:k], settled[:k])
 	}
 	slices.SortStableFunc(pts, func(a, b point) int { return cmp.Compare(a.time, b.time) })
-	return f.split(pts, settled)
+	k := len(pts) / 2
+	return f.sendParts(pts[:k], settled[:k], pts[k:], settled[k:])
 }
 
-func (f *flush) split(pts []point, settled []bool) error {
-	return f.sendParts(pts, settled, len(pts)/2)
-}
-
-func (f *flush) sendParts(pts []point, settled []bool, k int) error {
-	if err := f.send(pts[:k], settled[:k]); err != nil {
+func (f *flush) sendParts(a []point, aSettled []bool, b []point, bSettled []bool) error {
+	if err := f.send(a, aSettled); err != nil {
 		return err
 	}
-	return f.send(pts[k:], settled[k:])
+	return f.send(b, bSettled)
 }
 
 // partitionSuspects moves the points whose name or source the error blames
@@ -252,11 +331,76 @@ func partitionSuspects(pts []point, o outcome) int {
 	return k
 }
 
-func (f *flush) drop(pts []point, settled []bool, reason string) {
-	for i := range pts {
-		p := &pts[i]
-		f.s.log.Warnf("Librato rejected %s (%s, time %d): %s; dropped it", p.name, p.series, p.time, reason)
-		settled[i] = true
+func (f *flush) drop(p *point, settled *bool, o outcome) {
+	*settled = true
+	f.s.stats.dropped[reasonRejected].Incr(1)
+	f.rejections.add(p, o.reason)
+}
+
+// rejectionLog condenses a flush's proven rejections into one warning per
+// reason, with a count and a few examples, so a thousand bad points give a
+// handful of lines.
+type rejectionLog struct {
+	mu      sync.Mutex
+	reasons []rejectionReason
+	other   int
+	// apiFailed and apiErrors: what tagged 2xx answers reported failed.
+	apiFailed, apiErrorAnswers int
+	apiErrors                  string
+}
+
+type rejectionReason struct {
+	reason   string
+	count    int
+	examples []string
+}
+
+const (
+	maxRejectionReasons  = 5
+	maxRejectionExamples = 3
+)
+
+func (r *rejectionLog) add(p *point, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	i := slices.IndexFunc(r.reasons, func(rr rejectionReason) bool { return rr.reason == reason })
+	if i < 0 {
+		if len(r.reasons) == maxRejectionReasons {
+			r.other++
+			return
+		}
+		r.reasons = append(r.reasons, rejectionReason{reason: reason})
+		i = len(r.reasons) - 1
 	}
-	f.s.stats.dropped[reasonRejected].Incr(int64(len(pts)))
+	rr := &r.reasons[i]
+	rr.count++
+	if len(rr.examples) < maxRejectionExamples {
+		rr.examples = append(rr.examples, fmt.Sprintf("%s (%s, time %d)", p.name, p.series, p.time))
+	}
+}
+
+func (r *rejectionLog) acceptedWithFailures(o outcome) {
+	if o.apiFailed == 0 && o.apiErrors == "" {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.apiFailed += o.apiFailed
+	if o.apiErrors != "" {
+		r.apiErrorAnswers++
+		r.apiErrors = o.apiErrors
+	}
+}
+
+func (r *rejectionLog) report(log interface{ Warnf(string, ...any) }) {
+	if r.apiFailed > 0 || r.apiErrorAnswers > 0 {
+		log.Warnf("Librato accepted requests but reported %d failed measurement(s) and %d answer(s) with errors (last: %s); they cannot be told apart, so none is resent",
+			r.apiFailed, r.apiErrorAnswers, cmp.Or(r.apiErrors, "none"))
+	}
+	for _, rr := range r.reasons {
+		log.Warnf("Dropped %d measurement(s) Librato rejected: %s; e.g. %s", rr.count, rr.reason, strings.Join(rr.examples, ", "))
+	}
+	if r.other > 0 {
+		log.Warnf("Dropped %d more measurement(s) Librato rejected for other reasons", r.other)
+	}
 }

@@ -62,6 +62,7 @@ type Librato struct {
 	ConcurrentWrites       int             `toml:"concurrent_writes"`
 	Timeout                config.Duration `toml:"timeout"`
 	RetryBudget            config.Duration `toml:"retry_budget"`
+	MaxRetryAfter          config.Duration `toml:"max_retry_after"`
 	ContentEncoding        string          `toml:"content_encoding"`
 	Debug                  bool            `toml:"debug"`
 
@@ -132,7 +133,7 @@ func (l *Librato) resolveEndpoint() (*url.URL, error) {
 		return nil, errors.New("invalid api_url: not a URL")
 	}
 	if endpoint.Scheme != "http" && endpoint.Scheme != "https" || endpoint.Host == "" {
-		return nil, fmt.Errorf("invalid api_url %q: want an http(s) URL with a host", endpoint.Redacted())
+		return nil, fmt.Errorf("invalid api_url %q: want an http(s) URL with a host", withoutUser(endpoint))
 	}
 	if err := l.takeURLCredentials(endpoint); err != nil {
 		return nil, err
@@ -168,6 +169,14 @@ func (l *Librato) takeURLCredentials(endpoint *url.URL) error {
 	return nil
 }
 
+// withoutUser is the URL for messages: url.Redacted hides the password but
+// keeps the user, the account email.
+func withoutUser(u *url.URL) string {
+	c := *u
+	c.User = nil
+	return c.String()
+}
+
 func isLoopback(host string) bool {
 	return host == "localhost" || strings.HasPrefix(host, "127.") || host == "::1"
 }
@@ -200,6 +209,9 @@ func (l *Librato) checkLimits() error {
 	if l.RetryBudget < 0 {
 		return fmt.Errorf("retry_budget must not be negative, got %s", time.Duration(l.RetryBudget))
 	}
+	if l.MaxRetryAfter <= 0 {
+		return fmt.Errorf("max_retry_after must be positive, got %s", time.Duration(l.MaxRetryAfter))
+	}
 	switch l.ContentEncoding {
 	case "", "identity":
 		l.ContentEncoding = "identity"
@@ -231,6 +243,7 @@ func (l *Librato) senderConfig(endpoint *url.URL) senderConfig {
 		token:                  &l.APIToken,
 		timeout:                time.Duration(l.Timeout),
 		retryBudget:            time.Duration(l.RetryBudget),
+		maxRetryAfter:          time.Duration(l.MaxRetryAfter),
 		measurementsPerRequest: l.MeasurementsPerRequest,
 		concurrency:            l.ConcurrentWrites,
 		gzip:                   l.ContentEncoding == "gzip",
@@ -276,6 +289,7 @@ func newLibrato() *Librato {
 	return &Librato{
 		Timeout:                defaultTimeout,
 		RetryBudget:            defaultRetryBudget,
+		MaxRetryAfter:          config.Duration(defaultMaxRetryAfter),
 		MeasurementsPerRequest: defaultMeasurementsPerRequest,
 		ConcurrentWrites:       defaultConcurrentWrites,
 	}

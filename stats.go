@@ -11,7 +11,8 @@ type dropReason int
 const (
 	reasonInvalidValue dropReason = iota // NaN or ±Inf
 	reasonOutOfRange                     // |v| beyond Librato's exponent limits
-	reasonZeroTime                       // metric time is the Unix epoch
+	reasonInvalidTime                    // metric time at or before the Unix epoch
+	reasonEmptyName                      // the measurement name is empty
 	reasonEmptySource                    // template resolved to no usable source
 	reasonNoTags                         // tagged API, but nothing to tag with
 	reasonZeroCount                      // summary with count 0
@@ -22,7 +23,8 @@ const (
 var reasonNames = [numReasons]string{
 	reasonInvalidValue: "invalid_value",
 	reasonOutOfRange:   "out_of_range",
-	reasonZeroTime:     "zero_time",
+	reasonInvalidTime:  "invalid_time",
+	reasonEmptyName:    "empty_name",
 	reasonEmptySource:  "empty_source",
 	reasonNoTags:       "no_tags",
 	reasonZeroCount:    "zero_count",
@@ -40,6 +42,7 @@ type stats struct {
 	deduped     selfstat.Stat
 	requests    selfstat.Stat
 	retries     selfstat.Stat
+	apiFailed   selfstat.Stat
 	requestTime selfstat.Stat
 }
 
@@ -51,6 +54,7 @@ func newStats(endpoint string) *stats {
 		deduped:     selfstat.Register("librato", "measurements_not_resent", tags),
 		requests:    selfstat.Register("librato", "requests", tags),
 		retries:     selfstat.Register("librato", "retries", tags),
+		apiFailed:   selfstat.Register("librato", "measurements_failed_by_api", tags),
 		requestTime: selfstat.RegisterTiming("librato", "request_time_ns", tags),
 	}
 	for r := range s.dropped {

@@ -30,6 +30,10 @@ func (c *converter) appendSummaries(m telegraf.Metric, fields []*telegraf.Field,
 			name = "value"
 		}
 		p.name = c.nameFor(names, m.Name(), name)
+		if p.name == "" {
+			c.dropPoint(p.name, s, reasonEmptyName, "the metric has no name (Librato requires one)")
+			continue
+		}
 		if problem := c.fillSummary(&p.summary, fields, prefix, f.Value, fields[sumIdx].Value); problem != "" {
 			reason := reasonInvalidValue
 			if p.count == 0 {
