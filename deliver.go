@@ -20,9 +20,12 @@ const (
 
 	// The extra requests one flush may spend splitting requests answered
 	// 413 and singling out the measurements of requests Librato rejected:
-	// a few per batch, shared by all batches. What a spent budget leaves
-	// unsettled stays buffered, and the next flush goes on from there.
-	splitRequests         = 8
+	// a few per batch, shared by all batches. An extra request that is
+	// accepted gives its share back, so the budget bounds the requests
+	// that make no progress (an endpoint refusing everything) while poison
+	// points among good ones are still singled out. What a spent budget
+	// leaves unsettled stays buffered, and the next flush goes on from there.
+	splitRequests         = 16
 	splitRequestsPerBatch = 6
 
 	// minRequestWindow: no request starts with less time than this (or
@@ -45,17 +48,20 @@ type flush struct {
 	stop   context.Context
 	cancel context.CancelCauseFunc
 	// requests carries the Write's deadline to every request and body read.
-	requests      context.Context
-	endRequests   context.CancelFunc
-	sendBy        time.Time // retries and pauses end here (start + retry_budget)
-	deadline      time.Time // everything ends here (sendBy + timeout)
-	minWindow     time.Duration
-	settled       []bool // per point: accepted, or dropped on proof
-	budget        atomic.Int64
-	rejections    rejectionLog
-	mu            sync.Mutex
-	err           error // the first failure
-	otherFailures int
+	requests    context.Context
+	endRequests context.CancelFunc
+	sendBy      time.Time // retries and pauses end here (start + retry_budget)
+	deadline    time.Time // everything ends here (sendBy + timeout)
+	minWindow   time.Duration
+	settled     []bool // per point: accepted, or dropped on proof
+	budget      atomic.Int64
+	// awaitingEvidence are single measurements Librato rejected before
+	// the endpoint had accepted anything; the end of the flush decides.
+	awaitingEvidence []rejectedPoint
+	rejections       rejectionLog
+	mu               sync.Mutex
+	err              error // the first failure
+	otherFailures    int
 }
 
 // deliver sends pts and returns nil when every point is settled. On error,
@@ -79,6 +85,7 @@ func (s *sender) deliver(pts []point, led *ledger) error {
 	batches := s.batches(pts)
 	f.budget.Store(int64(splitRequests + splitRequestsPerBatch*len(batches)))
 	f.run(pts, batches)
+	f.judgeAwaitingEvidence()
 	f.rejections.report(s.log)
 
 	if f.err == nil {
@@ -153,7 +160,7 @@ func (f *flush) run(pts []point, batches [][2]int) {
 					return
 				}
 				lo, hi := batches[i][0], batches[i][1]
-				if err := f.send(pts[lo:hi], f.settled[lo:hi]); err != nil {
+				if err := f.send(pts[lo:hi], f.settled[lo:hi], false); err != nil {
 					f.fail(err)
 					return
 				}
@@ -201,8 +208,8 @@ func (f *flush) mayStart() error {
 // send delivers pts, retrying transient failures within the retry budget,
 // splitting what is too large and isolating what Librato rejects. An error
 // means the flush must stop; measurements left unsettled for other reasons
-// are recorded with leave.
-func (f *flush) send(pts []point, settled []bool) error {
+// are recorded with leave. extra marks a request paid from the split budget.
+func (f *flush) send(pts []point, settled []bool, extra bool) error {
 	body, err := f.s.encode(pts)
 	if err != nil {
 		return err
@@ -222,6 +229,9 @@ func (f *flush) send(pts []point, settled []bool) error {
 		}
 		switch o.kind {
 		case delivered:
+			if extra {
+				f.budget.Add(1) // progress: give the request back
+			}
 			f.s.stats.written.Incr(int64(len(pts)))
 			f.s.stats.apiFailed.Incr(int64(o.apiFailed))
 			f.rejections.acceptedWithFailures(o)
@@ -290,8 +300,9 @@ func (f *flush) isolate(pts []point, settled []bool, o outcome) error {
 			f.drop(&pts[0], &settled[0], o)
 			return nil
 		}
-		f.leave(fmt.Errorf("librato rejected %s (%s) but has accepted no request yet, which a rejection needs to count as proof; kept: %w",
-			pts[0].name, pts[0].series, o.err))
+		f.mu.Lock()
+		f.awaitingEvidence = append(f.awaitingEvidence, rejectedPoint{&pts[0], &settled[0], o})
+		f.mu.Unlock()
 		return nil
 	}
 	if !f.spend(2) {
@@ -309,10 +320,30 @@ func (f *flush) isolate(pts []point, settled []bool, o outcome) error {
 }
 
 func (f *flush) sendParts(a []point, aSettled []bool, b []point, bSettled []bool) error {
-	if err := f.send(a, aSettled); err != nil {
+	if err := f.send(a, aSettled, true); err != nil {
 		return err
 	}
-	return f.send(b, bSettled)
+	return f.send(b, bSettled, true)
+}
+
+type rejectedPoint struct {
+	p       *point
+	settled *bool
+	o       outcome
+}
+
+// judgeAwaitingEvidence: an acceptance anywhere in this flush, even after
+// the rejection, shows the endpoint takes requests, which completes the
+// proof. Without one, the measurements stay buffered.
+func (f *flush) judgeAwaitingEvidence() {
+	for _, r := range f.awaitingEvidence {
+		if proven(r.o, 1, f.s.accepted.Load()) {
+			f.drop(r.p, r.settled, r.o)
+			continue
+		}
+		f.leave(fmt.Errorf("librato rejected %s (%s) but has accepted no request yet, which a rejection needs to count as proof; kept: %w",
+			r.p.name, r.p.series, r.o.err))
+	}
 }
 
 // partitionSuspects moves the points whose name or source the error blames

@@ -43,7 +43,7 @@ func TestRun(t *testing.T) {
 				"W! Dropped 2 measurement(s) (invalid_value)",
 				"W! Dropped 2 measurement(s) (out_of_range), e.g. physics.huge",
 				`W! Dropped 2 measurement(s) (empty_source), e.g. metric "app_requests": template "host" resolved to an empty source`,
-				`W! Librato rejected uptime.seconds (source "web02"`,
+				`W! Dropped 1 measurement(s) Librato rejected: "measure_time is too far in the past"; e.g. uptime.seconds (source "web02"`,
 				"is too far in the past; dropped it",
 				`D! Skipping sensor.reading (source "db01"): value is NaN`,
 				`D! Skipping sensor.drift (source "db01"): value is infinite`,
@@ -68,7 +68,7 @@ func TestRun(t *testing.T) {
 			dropped: []string{
 				"W! Dropped 2 measurement(s) (invalid_value)",
 				`W! Dropped 1 measurement(s) (no_tags), e.g. metric "heartbeat"`,
-				`W! Librato rejected uptime.seconds (tags {"host":"web02"}`,
+				`W! Dropped 1 measurement(s) Librato rejected: "time is too far in the past"; e.g. uptime.seconds (tags {"host":"web02"}`,
 			},
 			summary: `^22 metrics in, 46 measurements stored, \d+ requests \(\d+×202, \d+×400\)$`,
 		},

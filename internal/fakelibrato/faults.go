@@ -24,6 +24,10 @@ type Action struct {
 	// Hang never answers: the handler blocks until the client gives up or
 	// the server is closed, then drops the connection.
 	Hang bool
+	// HangBody answers Status with Header and the start of Body, then
+	// stalls the rest of the body until the client gives up or the server
+	// is closed, like a proxy whose upstream stopped mid-page.
+	HangBody bool
 }
 
 // applyFault runs the hook and reports whether it took over the request.
@@ -44,12 +48,33 @@ func (s *Server) applyFault(ex *exchange, rec *Received) bool {
 		s.logRequest(ex, 0, nil)
 		s.wait(ex, nil)
 		s.abort(ex)
+	case a.Status != 0 && a.HangBody:
+		s.replyStalled(ex, faultStatus(a.Status), a.Header, a.Body)
 	case a.Status != 0:
 		s.reply(ex, faultStatus(a.Status), a.Header, a.Body)
 	default:
 		return false
 	}
 	return true
+}
+
+// replyStalled sends the status, the headers (announcing the whole body) and
+// half the body, then waits for the client to leave.
+func (s *Server) replyStalled(ex *exchange, status int, hdr http.Header, body []byte) {
+	if !s.delay(ex) {
+		return
+	}
+	s.logRequest(ex, status, body)
+	h := ex.w.Header()
+	for k, vs := range hdr {
+		h[k] = vs
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	ex.w.WriteHeader(status)
+	_, _ = ex.w.Write(body[:len(body)/2])
+	_ = http.NewResponseController(ex.w).Flush()
+	s.wait(ex, nil)
+	s.abort(ex)
 }
 
 func faultStatus(code int) int {

@@ -1,0 +1,151 @@
+package librato
+
+import (
+	"encoding/base64"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestClassify(t *testing.T) {
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	const (
+		fieldErr   = `{"errors":{"params":{"measure_time":["is too far in the past"],"name":"cpu.idle"}},"request_time":1}`
+		nameOnly   = `{"errors":{"params":{"name":"cpu.idle"}}}`
+		requestErr = `{"errors":{"request":["Please use secured connection through https!"]}}`
+		htmlPage   = `<html><body><h1>400 Bad Request</h1>nginx</body></html>`
+		otherJSON  = `{"error":"bad request","status":400}`
+		rateLimit  = `{"request_time":1,"error":"You have hit the API limit for measurements [measure:raw_rate]."}`
+	)
+	cases := []struct {
+		name       string
+		status     int
+		header     http.Header
+		body       string
+		tagged     bool
+		kind       outcomeKind
+		retryAfter time.Duration
+		errHas     string
+	}{
+		{"200", 200, nil, "", false, delivered, 0, ""},
+		{"202 tagged", 202, nil, `{"measurements":{"summary":{"total":3,"accepted":3,"failed":0}}}`, true, delivered, 0, ""},
+		{"400 field error is Librato blaming a measurement", 400, nil, fieldErr, false, rejected, 0, ""},
+		{"422 field error", 422, nil, fieldErr, false, rejected, 0, ""},
+		{"400 naming only the metric blames nothing", 400, nil, nameOnly, false, halt, 0, "not a measurement"},
+		{"400 request error", 400, nil, requestErr, false, halt, 0, "not a measurement"},
+		{"400 HTML from a proxy", 400, nil, htmlPage, false, halt, 0, "not Librato's error JSON"},
+		{"400 empty body", 400, nil, "", false, halt, 0, "(empty body)"},
+		{"400 other JSON", 400, nil, otherJSON, false, halt, 0, "not Librato's error JSON"},
+		{"400 tagged unparseable", 400, nil, `{"code":400,"message":"Unable to process JSON"}`, true, halt, 0, "not Librato's error JSON"},
+		{"413", 413, nil, htmlPage, false, tooLarge, 0, "measurements_per_request"},
+		{"429 with Retry-After", 429, http.Header{"Retry-After": {"7"}}, rateLimit, false, transient, 7 * time.Second, ""},
+		{"429 with rate-limit reset", 429, http.Header{"X-Librato-Ratelimit-Std": {"limit=300,remaining=0,reset=12"}}, "", false, transient, 12 * time.Second, ""},
+		{"403 API limit", 403, nil, rateLimit, false, transient, 0, ""},
+		{"403 read-only token", 403, nil, requestErr, false, halt, 0, "record access"},
+		{"403 tags not enabled", 403, nil, `{"errors":["Tag based measurements are not enabled for this account."]}`, true, halt, 0, `api = "legacy"`},
+		{"401", 401, nil, `{"errors":{"request":["Credentials are required to access this resource."]}}`, false, halt, 0, "api_user"},
+		{"404", 404, nil, "", false, halt, 0, "check api_url"},
+		{"415", 415, nil, "", false, halt, 0, "content_encoding"},
+		{"500", 500, nil, htmlPage, false, transient, 0, ""},
+		{"503 with date", 503, http.Header{"Retry-After": {now.Add(90 * time.Second).Format(http.TimeFormat)}}, "", false, transient, 90 * time.Second, ""},
+		{"301", 301, http.Header{"Location": {"https://user:pw@api.example.com/v1/metrics"}}, "", false, halt, 0, `a redirect to "https://api.example.com/v1/metrics", which is not followed: set api_url`},
+		{"307 without location", 307, nil, "", false, halt, 0, "without a location"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := classify(tc.status, tc.header, []byte(tc.body), tc.tagged, now)
+			require.Equal(t, tc.kind, o.kind)
+			require.Equal(t, tc.retryAfter, o.retryAfter)
+			if tc.errHas != "" {
+				require.ErrorContains(t, o.err, tc.errHas)
+			}
+			if o.kind == halt && tc.status >= 300 && tc.status < 400 {
+				require.NotContains(t, o.err.Error(), "pw")
+				require.NotContains(t, o.err.Error(), "user")
+			}
+		})
+	}
+}
+
+func TestProven(t *testing.T) {
+	libratoRejection := classify(400, nil, []byte(`{"errors":{"params":{"value":["is not a number"]}}}`), false, time.Time{})
+	proxyRejection := classify(400, nil, []byte(`<html>Bad Request</html>`), false, time.Time{})
+	tooLargeAnswer := classify(413, nil, nil, false, time.Time{})
+	cases := []struct {
+		name            string
+		o               outcome
+		measurements    int
+		endpointAccepts bool
+		want            bool
+	}{
+		{"Librato rejects one measurement at an endpoint that accepts others", libratoRejection, 1, true, true},
+		{"several measurements: not yet isolated", libratoRejection, 2, true, false},
+		{"endpoint never accepted anything", libratoRejection, 1, false, false},
+		{"a proxy's 400", proxyRejection, 1, true, false},
+		{"413 of one measurement", tooLargeAnswer, 1, true, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, proven(tc.o, tc.measurements, tc.endpointAccepts))
+		})
+	}
+}
+
+func TestAcceptedWithFailures(t *testing.T) {
+	cases := []struct {
+		body   string
+		failed int
+		errs   string
+	}{
+		{``, 0, ""},
+		{`{}`, 0, ""},
+		{`{"measurements":{"summary":{"total":5,"accepted":5,"failed":0,"filtered":0}}}`, 0, ""},
+		{`{"measurements":{"summary":{"total":5,"accepted":3,"failed":2,"filtered":0}}}`, 2, ""},
+		{`{"errors":[]}`, 0, ""},
+		{`{"errors":[{"metric":"x","message":"bad tag"}]}`, 0, `"[{\"metric\":\"x\",\"message\":\"bad tag\"}]"`},
+		{`not json`, 0, ""},
+	}
+	for _, tc := range cases {
+		failed, errs := acceptedWithFailures([]byte(tc.body))
+		require.Equal(t, tc.failed, failed, tc.body)
+		require.Equal(t, tc.errs, errs, tc.body)
+	}
+}
+
+func TestSecretForms(t *testing.T) {
+	const user, token = "ops+x@example.com", `to/k<en>"q`
+	basic := base64.StdEncoding.EncodeToString([]byte(user + ":" + token))
+	forms := secretForms(user, token, basic)
+	var got []string
+	for _, f := range forms {
+		got = append(got, string(f))
+	}
+	for _, want := range []string{
+		user, token,
+		basic, strings.TrimRight(basic, "="), // the Basic header, with and without padding
+		`to/k\u003cen\u003e\"q`,  // encoding/json
+		`to\/k\u003cen\u003e\"q`, // escaped slash, as PHP and others write it
+		`to/k<en>\"q`,            // plain JSON escaping
+		"ops%2Bx%40example.com",  // query escaping
+		"to%2Fk%3Cen%3E%22q",     // query escaping of the token
+	} {
+		require.Contains(t, got, want)
+	}
+	for i := 1; i < len(forms); i++ {
+		require.GreaterOrEqual(t, len(forms[i-1]), len(forms[i]), "longest first")
+	}
+	require.Empty(t, secretForms("ab", "", ""), "strings too short to redact safely")
+}
+
+func TestRedactEveryForm(t *testing.T) {
+	basic := base64.StdEncoding.EncodeToString([]byte(testUser + ":" + testToken))
+	a := flushAuth{secrets: secretForms(testUser, testToken, basic)}
+	echo := `{"errors":{"request":["Authorization: Basic ` + basic + ` for ops%40example.com"]}}`
+	got := string(a.redact([]byte(echo)))
+	require.NotContains(t, got, basic[:12])
+	require.NotContains(t, got, "ops%40example.com")
+	require.Contains(t, got, "Basic [redacted] for [redacted]")
+}
