@@ -44,7 +44,6 @@ func TestRun(t *testing.T) {
 				"W! Dropped 2 measurement(s) (out_of_range), e.g. physics.huge",
 				`W! Dropped 2 measurement(s) (empty_source), e.g. metric "app_requests": template "host" resolved to an empty source`,
 				`W! Dropped 1 measurement(s) Librato rejected: "measure_time is too far in the past"; e.g. uptime.seconds (source "web02"`,
-				"is too far in the past; dropped it",
 				`D! Skipping sensor.reading (source "db01"): value is NaN`,
 				`D! Skipping sensor.drift (source "db01"): value is infinite`,
 				`D! Skipping physics.tiny (source "db01"): value is below Librato's limit of 1e-130`,
