@@ -1,8 +1,8 @@
 // Package librato is a Telegraf output that writes metrics to Librato. It is a
 // drop-in replacement for Telegraf's built-in outputs.librato: the same
 // configuration keys, the same gauge names and sources, but it never wedges on
-// a bad point, never sends an accepted measurement twice, and posts batches
-// concurrently.
+// a bad point, drops a measurement only on proof that Librato refuses it,
+// does not resend what Librato acknowledged, and posts batches concurrently.
 package librato
 
 import (
@@ -263,7 +263,7 @@ func (l *Librato) Connect() error {
 }
 
 // Write delivers the metrics. A nil error means every measurement was either
-// accepted by Librato or dropped for a logged, permanent reason; an error
+// accepted by Librato or dropped on proof of a permanent reason; an error
 // means Telegraf should keep the metrics and call Write again, in which case
 // the measurements Librato already accepted are not sent twice.
 func (l *Librato) Write(metrics []telegraf.Metric) error {
