@@ -11,10 +11,10 @@ import (
 )
 
 // encode fills a pooled payload with the body for pts.
-func (s *sender) encode(pts []point) (*payload, error) {
+func (s *sender) encode(pts []point, tagged bool) (*payload, error) {
 	p := s.bufs.Get().(*payload)
 	p.refs.Store(1)
-	if s.cfg.tagged {
+	if tagged {
 		p.json = encodeTagged(p.json[:0], pts)
 	} else {
 		p.json = encodeLegacy(p.json[:0], pts)

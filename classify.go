@@ -158,7 +158,7 @@ func settingError(status int, body []byte, tagged bool) error {
 	case status == http.StatusUnauthorized:
 		hint = "check api_user (the account email) and api_token"
 	case status == http.StatusForbidden && tagged && strings.Contains(string(body), "not enabled"):
-		hint = `tag-based measurements are not enabled for this account: set api = "legacy"`
+		return fmt.Errorf(`librato answered 403 (%w: set api = "legacy" or "auto"): %s`, errTagsNotEnabled, excerpt(body))
 	case status == http.StatusForbidden:
 		hint = "check that api_token has record access and that api_url is HTTPS"
 	case status == http.StatusUnsupportedMediaType:

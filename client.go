@@ -32,8 +32,7 @@ const (
 )
 
 type senderConfig struct {
-	url                    string
-	tagged                 bool
+	endpoints              endpoints
 	user, token            *config.Secret
 	timeout, retryBudget   time.Duration
 	measurementsPerRequest int
@@ -199,12 +198,12 @@ func (r *flushAuth) forget() {
 	}
 }
 
-// post sends one body and classifies the answer. ctx carries the Write's
-// deadline.
-func (s *sender) post(ctx context.Context, r *flushAuth, body *payload, n int) outcome {
+// post sends one body to ep and classifies the answer. ctx carries the
+// Write's deadline.
+func (s *sender) post(ctx context.Context, r *flushAuth, ep endpoint, body *payload, n int) outcome {
 	writes := body.track()
 	defer writes.doReturned()
-	req, err := s.newRequest(ctx, r, writes)
+	req, err := s.newRequest(ctx, r, ep.url, writes)
 	if err != nil {
 		return outcome{kind: halt, err: err}
 	}
@@ -215,22 +214,22 @@ func (s *sender) post(ctx context.Context, r *flushAuth, body *payload, n int) o
 	s.stats.requestTime.Incr(elapsed.Nanoseconds())
 	if err != nil {
 		if s.cfg.debug {
-			s.log.Infof("POST %s: %d measurements, %d bytes: failed after %s: %v", s.cfg.url, n, len(body.wire), elapsed, err)
+			s.log.Infof("POST %s: %d measurements, %d bytes: failed after %s: %v", ep.url, n, len(body.wire), elapsed, err)
 		}
 		return outcome{kind: transient, err: fmt.Errorf("sending to librato: %w", err)}
 	}
 	defer resp.Body.Close()
-	text := s.readResponse(r, resp)
+	text := s.readResponse(r, resp, ep.tagged)
 	if s.cfg.debug {
 		s.log.Infof("POST %s: %d measurements, %d bytes: %s -> %d in %s: %s",
-			s.cfg.url, n, len(body.wire), excerpt(body.json), resp.StatusCode, elapsed, excerpt(text))
+			ep.url, n, len(body.wire), excerpt(body.json), resp.StatusCode, elapsed, excerpt(text))
 	}
 	now := s.clock.Now()
-	o := classify(resp.StatusCode, resp.Header, text, s.cfg.tagged, now)
+	o := classify(resp.StatusCode, resp.Header, text, ep.tagged, now)
 	if o.kind == delivered {
 		s.accepted.Store(true)
 		o.retryAfter = spentBudgetReset(resp.Header, now) // the API's budget is spent: pause before the next
-		if s.cfg.tagged {
+		if ep.tagged {
 			o.apiFailed, o.apiErrors = acceptedWithFailures(text)
 		}
 	}
@@ -241,9 +240,9 @@ func (s *sender) post(ctx context.Context, r *flushAuth, body *payload, n int) o
 // readResponse returns the (redacted) start of the response body. A plain
 // success needs none of it: the body is only drained, within the limit, so
 // the connection can be reused.
-func (s *sender) readResponse(r *flushAuth, resp *http.Response) []byte {
+func (s *sender) readResponse(r *flushAuth, resp *http.Response, tagged bool) []byte {
 	body := io.LimitReader(resp.Body, maxResponseRead)
-	if resp.StatusCode/100 == 2 && !s.cfg.debug && !s.cfg.tagged {
+	if resp.StatusCode/100 == 2 && !s.cfg.debug && !tagged {
 		_, _ = io.Copy(io.Discard, body)
 		return nil
 	}
@@ -251,9 +250,9 @@ func (s *sender) readResponse(r *flushAuth, resp *http.Response) []byte {
 	return r.redact(raw)
 }
 
-func (s *sender) newRequest(ctx context.Context, r *flushAuth, writes *bodyWrites) (*http.Request, error) {
+func (s *sender) newRequest(ctx context.Context, r *flushAuth, url string, writes *bodyWrites) (*http.Request, error) {
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: writes.wrote})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.url, writes.body())
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, writes.body())
 	if err != nil {
 		return nil, fmt.Errorf("creating request: %w", err)
 	}

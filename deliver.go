@@ -41,6 +41,7 @@ var (
 // flush is the state of one Write's delivery.
 type flush struct {
 	s    *sender
+	ep   endpoint
 	auth flushAuth
 	// stop ends waits and keeps new requests from starting once the flush
 	// has failed. Requests already sent are not cancelled: Librato may have
@@ -67,7 +68,7 @@ type flush struct {
 // deliver sends pts and returns nil when every point is settled. On error,
 // the ledger remembers what was settled, so that Telegraf's retry of the same
 // metrics does not send those again.
-func (s *sender) deliver(pts []point, led *ledger) error {
+func (s *sender) deliver(pts []point, led *ledger, ep endpoint) error {
 	if s.client == nil {
 		return errors.New("not connected: Connect was not called")
 	}
@@ -76,7 +77,7 @@ func (s *sender) deliver(pts []point, led *ledger) error {
 		led.reset()
 		return nil
 	}
-	f, err := s.newFlush(len(pts))
+	f, err := s.newFlush(len(pts), ep)
 	if err != nil {
 		return err
 	}
@@ -107,7 +108,7 @@ func (s *sender) deliver(pts []point, led *ledger) error {
 		done, len(pts), err)
 }
 
-func (s *sender) newFlush(n int) (*flush, error) {
+func (s *sender) newFlush(n int, ep endpoint) (*flush, error) {
 	auth, err := s.credentials()
 	if err != nil {
 		return nil, err
@@ -115,6 +116,7 @@ func (s *sender) newFlush(n int) (*flush, error) {
 	now := s.clock.Now()
 	f := &flush{
 		s:         s,
+		ep:        ep,
 		auth:      auth,
 		sendBy:    now.Add(s.cfg.retryBudget),
 		deadline:  now.Add(s.cfg.retryBudget + s.cfg.timeout),
@@ -210,7 +212,7 @@ func (f *flush) mayStart() error {
 // means the flush must stop; measurements left unsettled for other reasons
 // are recorded with leave. extra marks a request paid from the split budget.
 func (f *flush) send(pts []point, settled []bool, extra bool) error {
-	body, err := f.s.encode(pts)
+	body, err := f.s.encode(pts, f.ep.tagged)
 	if err != nil {
 		return err
 	}
@@ -223,7 +225,7 @@ func (f *flush) send(pts []point, settled []bool, extra bool) error {
 		if err != nil {
 			return err
 		}
-		o := f.s.post(f.requests, &f.auth, body, len(pts))
+		o := f.s.post(f.requests, &f.auth, f.ep, body, len(pts))
 		if probe {
 			f.s.gate.probeAnswered(o.retryAfter > 0)
 		}

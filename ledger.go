@@ -15,6 +15,10 @@ type ledger struct {
 
 func (l *ledger) reset() { l.done = nil }
 
+// pending reports whether a failed flush's settled measurements are waiting
+// for Telegraf's retry.
+func (l *ledger) pending() bool { return len(l.done) > 0 }
+
 // skipSettled removes the points the ledger knows from pts (in place) and
 // returns the keys it skipped, which stay settled.
 func (l *ledger) skipSettled(pts []point, st *stats) ([]point, []uint64) {

@@ -25,12 +25,6 @@ import (
 var sampleConfig string
 
 const (
-	legacyAPIURL = "https://metrics-api.librato.com/v1/metrics"
-	taggedAPIURL = "https://metrics-api.librato.com/v1/measurements"
-
-	apiLegacy = "legacy"
-	apiTagged = "tagged"
-
 	defaultTemplate               = "host"
 	defaultTimeout                = config.Duration(5 * time.Second)
 	defaultRetryBudget            = config.Duration(5 * time.Second)
@@ -71,7 +65,10 @@ type Librato struct {
 
 	Log telegraf.Logger `toml:"-"`
 
-	conv   *converter
+	// conv holds a converter per API (index: tagged); with api = "auto"
+	// both, since the account's answers choose.
+	conv   [2]*converter
+	api    apiChoice
 	sender *sender
 	stats  *stats
 
@@ -91,7 +88,7 @@ func (l *Librato) Init() error {
 	if l.Log == nil {
 		return errors.New("no logger set")
 	}
-	endpoint, err := l.resolveEndpoint()
+	endpoint, eps, err := l.resolveEndpoint()
 	if err != nil {
 		return err
 	}
@@ -103,53 +100,75 @@ func (l *Librato) Init() error {
 	}
 
 	l.stats = newStats(endpoint.Redacted())
-	l.conv, err = newConverter(l.converterConfig(), l.stats, l.Log)
-	if err != nil {
-		return err
+	for _, tagged := range []bool{false, true} {
+		if l.API == apiAuto || tagged == (l.API == apiTagged) {
+			if l.conv[index(tagged)], err = newConverter(l.converterConfig(tagged), l.stats, l.Log); err != nil {
+				return err
+			}
+		}
 	}
-	l.sender, err = newSender(l.senderConfig(endpoint), l.stats, l.Log)
+	l.api = apiChoice{mode: l.API, logLearned: l.logLearnedAPI}
+	l.sender, err = newSender(l.senderConfig(eps), l.stats, l.Log)
 	return err
 }
 
-// resolveEndpoint picks the URL for the API mode, moves credentials embedded
-// in it into secrets (so the URL can be logged) and checks both are present.
-func (l *Librato) resolveEndpoint() (*url.URL, error) {
+func index(tagged bool) int {
+	if tagged {
+		return 1
+	}
+	return 0
+}
+
+func (l *Librato) logLearnedAPI(tagged bool) {
+	if tagged {
+		l.Log.Infof("api = \"auto\": the account takes tag-based measurements; writing to %s", l.sender.cfg.endpoints.tagged.url)
+		return
+	}
+	l.Log.Infof("api = \"auto\": the account has no tag-based measurements; writing gauges with sources to %s (asking again in %s)",
+		l.sender.cfg.endpoints.legacy.url, recheckTagged)
+}
+
+// resolveEndpoint picks the URLs for the API mode, moves credentials
+// embedded in api_url into secrets (so the URL can be logged) and checks
+// both are present.
+func (l *Librato) resolveEndpoint() (*url.URL, endpoints, error) {
 	switch l.API {
 	case "":
 		l.API = apiLegacy
-	case apiLegacy, apiTagged:
+	case apiLegacy, apiTagged, apiAuto:
 	default:
-		return nil, fmt.Errorf("invalid api %q: must be %q or %q", l.API, apiLegacy, apiTagged)
+		return nil, endpoints{}, fmt.Errorf("invalid api %q: must be %q, %q or %q", l.API, apiLegacy, apiTagged, apiAuto)
 	}
 	if l.APIURL == "" {
-		l.APIURL = legacyAPIURL
-		if l.API == apiTagged {
-			l.APIURL = taggedAPIURL
-		}
+		l.APIURL = defaultAPIURL(l.API)
 	}
 	endpoint, err := url.Parse(l.APIURL)
 	if err != nil {
 		// url.Parse quotes the input, which may hold credentials.
-		return nil, errors.New("invalid api_url: not a URL")
+		return nil, endpoints{}, errors.New("invalid api_url: not a URL")
 	}
 	if endpoint.Scheme != "http" && endpoint.Scheme != "https" || endpoint.Host == "" {
-		return nil, fmt.Errorf("invalid api_url %q: want an http(s) URL with a host", withoutUser(endpoint))
+		return nil, endpoints{}, fmt.Errorf("invalid api_url %q: want an http(s) URL with a host", withoutUser(endpoint))
 	}
 	if err := l.takeURLCredentials(endpoint); err != nil {
-		return nil, err
+		return nil, endpoints{}, err
 	}
 	l.APIURL = endpoint.String()
+	eps, err := resolveEndpoints(l.API, endpoint)
+	if err != nil {
+		return nil, endpoints{}, err
+	}
 
 	if l.APIUser.Empty() {
-		return nil, errors.New("api_user is required: set it to the Librato account email")
+		return nil, endpoints{}, errors.New("api_user is required: set it to the Librato account email")
 	}
 	if l.APIToken.Empty() {
-		return nil, errors.New("api_token is required: set it to a Librato API token with record access")
+		return nil, endpoints{}, errors.New("api_token is required: set it to a Librato API token with record access")
 	}
 	if endpoint.Scheme == "http" && !isLoopback(endpoint.Hostname()) {
 		l.Log.Warnf("api_url %q is plain HTTP: Librato rejects requests that are not HTTPS", endpoint.Redacted())
 	}
-	return endpoint, nil
+	return endpoint, eps, nil
 }
 
 // takeURLCredentials supports https://user:token@host/... by turning the
@@ -222,9 +241,9 @@ func (l *Librato) checkLimits() error {
 	return nil
 }
 
-func (l *Librato) converterConfig() converterConfig {
+func (l *Librato) converterConfig(tagged bool) converterConfig {
 	return converterConfig{
-		tagged:            l.API == apiTagged,
+		tagged:            tagged,
 		template:          l.Template,
 		sourceOverrideTag: l.SourceOverrideTag,
 		defaultSource:     l.DefaultSource,
@@ -235,10 +254,9 @@ func (l *Librato) converterConfig() converterConfig {
 	}
 }
 
-func (l *Librato) senderConfig(endpoint *url.URL) senderConfig {
+func (l *Librato) senderConfig(eps endpoints) senderConfig {
 	return senderConfig{
-		url:                    endpoint.String(),
-		tagged:                 l.API == apiTagged,
+		endpoints:              eps,
 		user:                   &l.APIUser,
 		token:                  &l.APIToken,
 		timeout:                time.Duration(l.Timeout),
@@ -273,8 +291,28 @@ func (l *Librato) Write(metrics []telegraf.Metric) error {
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
 
-	points := l.conv.convert(metrics)
-	return l.sender.deliver(points, &l.ledger)
+	now := time.Now()
+	tagged := l.api.forFlush(now, l.ledger.pending())
+	err := l.deliver(metrics, tagged)
+	switch {
+	case err == nil:
+		l.api.learn(tagged, now)
+	case tagged && l.API == apiAuto && errors.Is(err, errTagsNotEnabled):
+		// Nothing of this flush was stored: the account refused all of it.
+		l.api.learn(false, now)
+		l.ledger.reset()
+		return l.deliver(metrics, false)
+	}
+	return err
+}
+
+func (l *Librato) deliver(metrics []telegraf.Metric, tagged bool) error {
+	points := l.conv[index(tagged)].convert(metrics)
+	ep := l.sender.cfg.endpoints.legacy
+	if tagged {
+		ep = l.sender.cfg.endpoints.tagged
+	}
+	return l.sender.deliver(points, &l.ledger, ep)
 }
 
 // Close releases idle connections.

@@ -63,10 +63,10 @@ func TestInitDefaults(t *testing.T) {
 		wantURL      string
 		wantTemplate string
 	}{
-		{"legacy", func(*Librato) {}, legacyAPIURL, "host"},
-		{"tagged", func(l *Librato) { l.API = apiTagged }, taggedAPIURL, "host"},
-		{"source_tag alone", func(l *Librato) { l.SourceTag = "region.host" }, legacyAPIURL, "region.host"},
-		{"source_tag equal to template", func(l *Librato) { l.SourceTag, l.Template = "tags", "tags" }, legacyAPIURL, "tags"},
+		{"legacy", func(*Librato) {}, defaultAPIRoot + legacyPath, "host"},
+		{"tagged", func(l *Librato) { l.API = apiTagged }, defaultAPIRoot + taggedPath, "host"},
+		{"source_tag alone", func(l *Librato) { l.SourceTag = "region.host" }, defaultAPIRoot + legacyPath, "region.host"},
+		{"source_tag equal to template", func(l *Librato) { l.SourceTag, l.Template = "tags", "tags" }, defaultAPIRoot + legacyPath, "tags"},
 		{"explicit url", func(l *Librato) { l.API, l.APIURL = apiTagged, "https://api.example/v1/x" }, "https://api.example/v1/x", "host"},
 	}
 	for _, tc := range cases {
