@@ -58,6 +58,8 @@ type sender struct {
 	gate      rateGate
 	accepted  atomic.Bool
 	clampOnce sync.Once
+	pace      pacer
+	inFlight  atomic.Int64
 	bufs      sync.Pool // *payload
 	gzips     sync.Pool // *gzip.Writer
 }
@@ -209,7 +211,9 @@ func (s *sender) post(ctx context.Context, r *flushAuth, ep endpoint, body *payl
 	}
 	start := time.Now()
 	s.stats.requests.Incr(1)
+	s.inFlight.Add(1)
 	resp, err := s.client.Do(req)
+	s.inFlight.Add(-1)
 	elapsed := time.Since(start)
 	s.stats.requestTime.Incr(elapsed.Nanoseconds())
 	if err != nil {
@@ -226,9 +230,14 @@ func (s *sender) post(ctx context.Context, r *flushAuth, ep endpoint, body *payl
 	}
 	now := s.clock.Now()
 	o := classify(resp.StatusCode, resp.Header, text, ep.tagged, now)
+	pause, budget := s.pace.observe(resp.Header, now, int(s.inFlight.Load()))
+	if budget.ok {
+		s.stats.rateLimit.Set(budget.limit)
+		s.stats.rateRemaining.Set(budget.remaining)
+	}
 	if o.kind == delivered {
 		s.accepted.Store(true)
-		o.retryAfter = spentBudgetReset(resp.Header, now) // the API's budget is spent: pause before the next
+		o.retryAfter = max(spentBudgetReset(resp.Header, now), pause) // the budget is (nearly) spent: pause before the next
 		if ep.tagged {
 			o.apiFailed, o.apiErrors = acceptedWithFailures(text)
 		}

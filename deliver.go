@@ -225,6 +225,11 @@ func (f *flush) send(pts []point, settled []bool, extra bool) error {
 		if err != nil {
 			return err
 		}
+		if !probe {
+			if err := f.s.pace.wait(f.stop, f.s.clock, f.deadline.Add(-f.minWindow)); err != nil {
+				return err
+			}
+		}
 		o := f.s.post(f.requests, &f.auth, f.ep, body, len(pts))
 		if probe {
 			f.s.gate.probeAnswered(o.retryAfter > 0)

@@ -36,26 +36,31 @@ func (r dropReason) String() string { return reasonNames[r] }
 // stats are the plugin's self-metrics, reported by inputs.internal as
 // internal_librato.
 type stats struct {
-	written     selfstat.Stat
-	dropped     [numReasons]selfstat.Stat
-	shortened   selfstat.Stat
-	deduped     selfstat.Stat
-	requests    selfstat.Stat
-	retries     selfstat.Stat
-	apiFailed   selfstat.Stat
-	requestTime selfstat.Stat
+	written   selfstat.Stat
+	dropped   [numReasons]selfstat.Stat
+	shortened selfstat.Stat
+	deduped   selfstat.Stat
+	requests  selfstat.Stat
+	retries   selfstat.Stat
+	apiFailed selfstat.Stat
+	// rateLimit and rateRemaining: the tightest X-Librato-RateLimit-*
+	// budget of the last answer.
+	rateLimit, rateRemaining selfstat.Stat
+	requestTime              selfstat.Stat
 }
 
 func newStats(endpoint string) *stats {
 	tags := map[string]string{"url": endpoint}
 	s := &stats{
-		written:     selfstat.Register("librato", "measurements_written", tags),
-		shortened:   selfstat.Register("librato", "names_shortened", tags),
-		deduped:     selfstat.Register("librato", "measurements_not_resent", tags),
-		requests:    selfstat.Register("librato", "requests", tags),
-		retries:     selfstat.Register("librato", "retries", tags),
-		apiFailed:   selfstat.Register("librato", "measurements_failed_by_api", tags),
-		requestTime: selfstat.RegisterTiming("librato", "request_time_ns", tags),
+		written:       selfstat.Register("librato", "measurements_written", tags),
+		shortened:     selfstat.Register("librato", "names_shortened", tags),
+		deduped:       selfstat.Register("librato", "measurements_not_resent", tags),
+		requests:      selfstat.Register("librato", "requests", tags),
+		retries:       selfstat.Register("librato", "retries", tags),
+		apiFailed:     selfstat.Register("librato", "measurements_failed_by_api", tags),
+		rateLimit:     selfstat.Register("librato", "rate_limit", tags),
+		rateRemaining: selfstat.Register("librato", "rate_limit_remaining", tags),
+		requestTime:   selfstat.RegisterTiming("librato", "request_time_ns", tags),
 	}
 	for r := range s.dropped {
 		s.dropped[r] = selfstat.Register("librato", "measurements_dropped",

@@ -263,3 +263,113 @@ func (g *rateGate) probeAnswered(pausedAgain bool) {
 	}
 	close(g.answered)
 }
+
+// Pacing: Librato's X-Librato-RateLimit-* headers on every answer say how
+// much of the budget is left. Past half of it, request starts are spaced so
+// the rest lasts until the reset, more evenly the less is left; with no more
+// left than the requests that may be in flight, every request waits for the
+// reset. The budget's unit (requests or measurements) is not documented, so
+// the cost of one request is learned from how far remaining falls.
+
+// paceInterval is the spacing of request starts for the tightest budget;
+// pause > 0 means wait that long (until the reset) before any request.
+func paceInterval(rl rateLimit, costPerRequest float64, inFlight int) (interval, pause time.Duration) {
+	if !rl.ok || rl.limit <= 0 || rl.reset <= 0 {
+		return 0, 0
+	}
+	frac := float64(rl.remaining) / float64(rl.limit)
+	if frac >= 0.5 {
+		return 0, 0
+	}
+	left := float64(rl.remaining)/max(costPerRequest, 1) - float64(inFlight)
+	if left < 1 {
+		return 0, rl.reset
+	}
+	even := float64(rl.reset) / left
+	return time.Duration(even * (1 - frac/0.5)), 0
+}
+
+// learnCost updates the estimate of how much one request takes from the
+// budget, from two answers of the same window (remaining fell).
+func learnCost(cost float64, prev, cur rateLimit) float64 {
+	if !prev.ok || !cur.ok || cur.remaining >= prev.remaining || cur.reset > prev.reset {
+		return cost // a new window, or answers out of order
+	}
+	d := float64(prev.remaining - cur.remaining)
+	return 0.8*cost + 0.2*d
+}
+
+// tightest returns the header whose budget has the smallest share left.
+func tightest(h http.Header, now time.Time) rateLimit {
+	var best rateLimit
+	for _, name := range rateLimitHeaders {
+		v := h.Get(name)
+		if v == "" {
+			continue
+		}
+		rl := parseRateLimit(v, now)
+		if rl.ok && rl.limit > 0 && (!best.ok || rl.remaining*best.limit < best.remaining*rl.limit) {
+			best = rl
+		}
+	}
+	return best
+}
+
+// reserveSlot gives a request the first start time at least interval after
+// the previous one.
+func reserveSlot(now, next time.Time, interval time.Duration) (slot, newNext time.Time) {
+	slot = now
+	if next.After(now) {
+		slot = next
+	}
+	return slot, slot.Add(interval)
+}
+
+// pacer is the sender's view of the rate-limit budget.
+type pacer struct {
+	mu       sync.Mutex
+	last     rateLimit
+	cost     float64
+	interval time.Duration
+	next     time.Time
+}
+
+// observe reads an answer's rate-limit headers; it returns the pause to
+// apply (0 for none) and the budget seen, for the self-metrics.
+func (p *pacer) observe(h http.Header, now time.Time, inFlight int) (time.Duration, rateLimit) {
+	rl := tightest(h, now)
+	if !rl.ok {
+		return 0, rl
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cost == 0 {
+		p.cost = 1
+	}
+	p.cost = learnCost(p.cost, p.last, rl)
+	p.last = rl
+	var pause time.Duration
+	p.interval, pause = paceInterval(rl, p.cost, inFlight)
+	return pause, rl
+}
+
+// wait spaces request starts; it fails when the start would be past sendBy.
+func (p *pacer) wait(ctx context.Context, c clock, sendBy time.Time) error {
+	p.mu.Lock()
+	if p.interval <= 0 {
+		p.mu.Unlock()
+		return nil
+	}
+	now := c.Now()
+	slot, next := reserveSlot(now, p.next, p.interval)
+	if slot.After(sendBy) {
+		p.mu.Unlock()
+		return fmt.Errorf("%w: librato's rate-limit budget is low and the next request slot is past this flush's retry_budget", errPaused)
+	}
+	p.next = next
+	p.mu.Unlock()
+	if d := slot.Sub(now); d > 0 {
+		return c.Sleep(ctx, d)
+	}
+	return nil
+}
