@@ -59,7 +59,7 @@ type sender struct {
 	accepted  atomic.Bool
 	clampOnce sync.Once
 	pace      pacer
-	inFlight  atomic.Int64
+	committed atomic.Int64 // requests in flight or holding a pacing slot
 	bufs      sync.Pool // *payload
 	gzips     sync.Pool // *gzip.Writer
 }
@@ -211,9 +211,7 @@ func (s *sender) post(ctx context.Context, r *flushAuth, ep endpoint, body *payl
 	}
 	start := time.Now()
 	s.stats.requests.Incr(1)
-	s.inFlight.Add(1)
 	resp, err := s.client.Do(req)
-	s.inFlight.Add(-1)
 	elapsed := time.Since(start)
 	s.stats.requestTime.Incr(elapsed.Nanoseconds())
 	if err != nil {
@@ -230,7 +228,7 @@ func (s *sender) post(ctx context.Context, r *flushAuth, ep endpoint, body *payl
 	}
 	now := s.clock.Now()
 	o := classify(resp.StatusCode, resp.Header, text, ep.tagged, now)
-	pause, budget := s.pace.observe(resp.Header, now, int(s.inFlight.Load()))
+	pause, budget := s.pace.observe(resp.Header, now, int(s.committed.Load())-1) // the others
 	if budget.ok {
 		s.stats.rateLimit.Set(budget.limit)
 		s.stats.rateRemaining.Set(budget.remaining)

@@ -221,16 +221,12 @@ func (f *flush) send(pts []point, settled []bool, extra bool) error {
 		if err := f.mayStart(); err != nil {
 			return err
 		}
-		probe, err := f.s.gate.wait(f.stop, f.sendBy)
+		probe, err := f.admit()
 		if err != nil {
 			return err
 		}
-		if !probe {
-			if err := f.s.pace.wait(f.stop, f.s.clock, f.deadline.Add(-f.minWindow)); err != nil {
-				return err
-			}
-		}
 		o := f.s.post(f.requests, &f.auth, f.ep, body, len(pts))
+		f.s.committed.Add(-1)
 		if probe {
 			f.s.gate.probeAnswered(o.retryAfter > 0)
 		}
@@ -263,6 +259,31 @@ func (f *flush) send(pts []point, settled []bool, extra bool) error {
 		default:
 			return o.err
 		}
+	}
+}
+
+// admit waits until a request may start: no pause in force, and its slot
+// in the pacing. The request counts as committed from its slot on, so the
+// pacing reserves budget for it. A pause that began while it waited for its
+// slot sends it back to the gate.
+func (f *flush) admit() (probe bool, err error) {
+	for {
+		probe, err := f.s.gate.wait(f.stop, f.sendBy)
+		if err != nil || probe {
+			if probe {
+				f.s.committed.Add(1)
+			}
+			return probe, err
+		}
+		f.s.committed.Add(1)
+		if err := f.s.pace.wait(f.stop, f.s.clock, f.deadline.Add(-f.minWindow)); err != nil {
+			f.s.committed.Add(-1)
+			return false, err
+		}
+		if f.s.gate.open() {
+			return false, nil
+		}
+		f.s.committed.Add(-1)
 	}
 }
 

@@ -51,6 +51,16 @@ func TestLearnCost(t *testing.T) {
 	require.Equal(t, 1.0, learnCost(1, rateLimit{}, b))
 }
 
+func TestStaleBudget(t *testing.T) {
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	last := rateLimit{limit: 20, remaining: 3, reset: time.Second, ok: true}
+	more := rateLimit{limit: 20, remaining: 9, reset: time.Second, ok: true}
+	require.True(t, staleBudget(last, now, more, now.Add(100*time.Millisecond)), "an older answer arriving late")
+	require.False(t, staleBudget(last, now, more, now.Add(time.Second)), "the window may have reset")
+	require.False(t, staleBudget(more, now, last, now), "less left is always news")
+	require.False(t, staleBudget(rateLimit{}, now, more, now))
+}
+
 func TestTightestAndSlots(t *testing.T) {
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	h := http.Header{

@@ -241,6 +241,14 @@ func (g *rateGate) wait(ctx context.Context, sendBy time.Time) (probe bool, err 
 	}
 }
 
+// open reports whether a request could go now without waiting.
+func (g *rateGate) open() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	step, _ := nextGateStep(g.st, g.clock.Now(), g.clock.Now())
+	return step == stepSend
+}
+
 func (g *rateGate) awaitProbe(ctx context.Context, answered <-chan struct{}, sendBy time.Time) error {
 	ctx, cancel := context.WithDeadline(ctx, sendBy)
 	defer cancel()
@@ -325,10 +333,18 @@ func reserveSlot(now, next time.Time, interval time.Duration) (slot, newNext tim
 	return slot, slot.Add(interval)
 }
 
+// staleBudget: answers arrive out of order, so one that reports more left
+// than an earlier one, before that one's window could have reset, says
+// nothing new; letting it relax the pacing would overrun the budget.
+func staleBudget(last rateLimit, lastAt time.Time, cur rateLimit, now time.Time) bool {
+	return last.ok && cur.remaining > last.remaining && now.Before(lastAt.Add(last.reset))
+}
+
 // pacer is the sender's view of the rate-limit budget.
 type pacer struct {
 	mu       sync.Mutex
 	last     rateLimit
+	lastAt   time.Time
 	cost     float64
 	interval time.Duration
 	next     time.Time
@@ -343,11 +359,14 @@ func (p *pacer) observe(h http.Header, now time.Time, inFlight int) (time.Durati
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if staleBudget(p.last, p.lastAt, rl, now) {
+		return 0, p.last
+	}
 	if p.cost == 0 {
 		p.cost = 1
 	}
 	p.cost = learnCost(p.cost, p.last, rl)
-	p.last = rl
+	p.last, p.lastAt = rl, now
 	var pause time.Duration
 	p.interval, pause = paceInterval(rl, p.cost, inFlight)
 	return pause, rl
