@@ -60,8 +60,8 @@ type sender struct {
 	clampOnce sync.Once
 	pace      pacer
 	committed atomic.Int64 // requests in flight or holding a pacing slot
-	bufs      sync.Pool // *payload
-	gzips     sync.Pool // *gzip.Writer
+	bufs      sync.Pool    // *payload
+	gzips     sync.Pool    // *gzip.Writer
 }
 
 func newSender(cfg senderConfig, st *stats, log telegraf.Logger) (*sender, error) {
