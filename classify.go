@@ -82,6 +82,17 @@ func classify(status int, header http.Header, body []byte, tagged bool, now time
 	return o
 }
 
+// unfinished: an answer whose body was cut off (a reset, the deadline)
+// proves nothing about the measurements, however Librato-like its start.
+func unfinished(o outcome, readErr error) outcome {
+	if readErr == nil || o.kind != rejected {
+		return o
+	}
+	o.kind = halt
+	o.err = fmt.Errorf("librato answered %d but the answer was cut off (%w), which proves nothing: %w", o.status, readErr, o.err)
+	return o
+}
+
 // Proof is what lets the plugin drop a measurement instead of keeping it
 // buffered. See "Delivery" in the README.
 //

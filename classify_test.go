@@ -1,7 +1,9 @@
 package librato
 
 import (
+	"context"
 	"encoding/base64"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -92,6 +94,17 @@ func TestProven(t *testing.T) {
 			require.Equal(t, tc.want, proven(tc.o, tc.measurements, tc.endpointAccepts))
 		})
 	}
+}
+
+func TestUnfinishedAnswersProveNothing(t *testing.T) {
+	rejection := classify(400, nil, []byte(`{"errors":{"params":{"value":["is not a number"]}}}`), false, time.Time{})
+	require.Equal(t, rejected, unfinished(rejection, nil).kind)
+	cut := unfinished(rejection, context.DeadlineExceeded)
+	require.Equal(t, halt, cut.kind)
+	require.ErrorContains(t, cut.err, "cut off")
+	require.ErrorIs(t, cut.err, context.DeadlineExceeded)
+	transientCut := unfinished(classify(503, nil, nil, false, time.Time{}), io.ErrUnexpectedEOF)
+	require.Equal(t, transient, transientCut.kind, "only a rejection needs its whole body")
 }
 
 func TestAcceptedWithFailures(t *testing.T) {

@@ -221,13 +221,13 @@ func (s *sender) post(ctx context.Context, r *flushAuth, ep endpoint, body *payl
 		return outcome{kind: transient, err: fmt.Errorf("sending to librato: %w", err)}
 	}
 	defer resp.Body.Close()
-	text := s.readResponse(r, resp, ep.tagged)
+	text, readErr := s.readResponse(r, resp, ep.tagged)
 	if s.cfg.debug {
 		s.log.Infof("POST %s: %d measurements, %d bytes: %s -> %d in %s: %s",
 			ep.url, n, len(body.wire), excerpt(body.json), resp.StatusCode, elapsed, excerpt(text))
 	}
 	now := s.clock.Now()
-	o := classify(resp.StatusCode, resp.Header, text, ep.tagged, now)
+	o := unfinished(classify(resp.StatusCode, resp.Header, text, ep.tagged, now), readErr)
 	pause, budget := s.pace.observe(resp.Header, now, int(s.committed.Load())-1) // the others
 	if budget.ok {
 		s.stats.rateLimit.Set(budget.limit)
@@ -244,17 +244,17 @@ func (s *sender) post(ctx context.Context, r *flushAuth, ep endpoint, body *payl
 	return o
 }
 
-// readResponse returns the (redacted) start of the response body. A plain
-// success needs none of it: the body is only drained, within the limit, so
-// the connection can be reused.
-func (s *sender) readResponse(r *flushAuth, resp *http.Response, tagged bool) []byte {
+// readResponse returns the (redacted) start of the response body, and why
+// reading it stopped early, if it did. A plain success needs none of it: the
+// body is only drained, within the limit, so the connection can be reused.
+func (s *sender) readResponse(r *flushAuth, resp *http.Response, tagged bool) ([]byte, error) {
 	body := io.LimitReader(resp.Body, maxResponseRead)
 	if resp.StatusCode/100 == 2 && !s.cfg.debug && !tagged {
-		_, _ = io.Copy(io.Discard, body)
-		return nil
+		_, err := io.Copy(io.Discard, body)
+		return nil, err
 	}
-	raw, _ := io.ReadAll(body)
-	return r.redact(raw)
+	raw, err := io.ReadAll(body)
+	return r.redact(raw), err
 }
 
 func (s *sender) newRequest(ctx context.Context, r *flushAuth, url string, writes *bodyWrites) (*http.Request, error) {

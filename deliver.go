@@ -25,7 +25,7 @@ const (
 	// that make no progress (an endpoint refusing everything) while poison
 	// points among good ones are still singled out. What a spent budget
 	// leaves unsettled stays buffered, and the next flush goes on from there.
-	splitRequests         = 16
+	splitRequests         = 32
 	splitRequestsPerBatch = 6
 
 	// minRequestWindow: no request starts with less time than this (or
