@@ -55,8 +55,12 @@ func (l *Librato) Check(ctx context.Context) (string, error) {
 		target = eps.root
 	}
 
-	if err := c.probe(ctx, probeURL(eps, l.APIURL)); err != nil {
-		return "", err
+	// A proxy's own path for the tagged API has no GET: the POST alone
+	// tells about the credentials there.
+	if eps.root != "" || l.API != apiTagged {
+		if err := c.probe(ctx, probeURL(eps, l.APIURL)); err != nil {
+			return "", err
+		}
 	}
 	tagged, err := c.accountMode(ctx, l.API, eps)
 	if err != nil {

@@ -31,30 +31,40 @@ func TestCheckExitCodes(t *testing.T) {
 	}{
 		{
 			name: "tagged account, auto",
-			conf: func(t *testing.T, f *fakelibrato.Server) string { return writeConf(t, f.URL(), testToken, `api = "auto"`, "") },
+			conf: func(t *testing.T, f *fakelibrato.Server) string {
+				return writeConf(t, f.URL(), testToken, `api = "auto"`, "")
+			},
 			code: exitOK, stdout: []string{"OK: ", `takes tag-based measurements (api = "auto" will write tags`},
 		},
 		{
 			name: "legacy account, legacy",
 			fake: fakelibrato.Options{TaggedDisabled: true},
-			conf: func(t *testing.T, f *fakelibrato.Server) string { return writeConf(t, f.LegacyURL(), testToken, "", "") },
+			conf: func(t *testing.T, f *fakelibrato.Server) string {
+				return writeConf(t, f.LegacyURL(), testToken, "", "")
+			},
 			code: exitOK, stdout: []string{"OK: ", `no tag-based measurements (api = "legacy")`},
 		},
 		{
 			name: "wrong token",
-			conf: func(t *testing.T, f *fakelibrato.Server) string { return writeConf(t, f.LegacyURL(), wrongToken, "", "") },
+			conf: func(t *testing.T, f *fakelibrato.Server) string {
+				return writeConf(t, f.LegacyURL(), wrongToken, "", "")
+			},
 			code: exitCheckFailed, stdout: []string{"FAILED: ", "401", "api_user", "api_token"},
 		},
 		{
 			name: "redirect",
 			fake: fakelibrato.Options{Fault: redirect},
-			conf: func(t *testing.T, f *fakelibrato.Server) string { return writeConf(t, f.LegacyURL(), testToken, "", "") },
+			conf: func(t *testing.T, f *fakelibrato.Server) string {
+				return writeConf(t, f.LegacyURL(), testToken, "", "")
+			},
 			code: exitCheckFailed, stdout: []string{"FAILED: ", "302", "https://other.example/v1/metrics", "api_url"},
 		},
 		{
 			name: "TLS without tls_ca",
 			fake: fakelibrato.Options{TLS: true},
-			conf: func(t *testing.T, f *fakelibrato.Server) string { return writeConf(t, f.LegacyURL(), testToken, "", "") },
+			conf: func(t *testing.T, f *fakelibrato.Server) string {
+				return writeConf(t, f.LegacyURL(), testToken, "", "")
+			},
 			code: exitCheckFailed, stdout: []string{"FAILED: ", "certificate", "tls_ca"},
 		},
 		{
@@ -66,12 +76,16 @@ func TestCheckExitCodes(t *testing.T) {
 		},
 		{
 			name: "invalid setting",
-			conf: func(t *testing.T, f *fakelibrato.Server) string { return writeConf(t, f.URL(), testToken, `api = "v2"`, "") },
+			conf: func(t *testing.T, f *fakelibrato.Server) string {
+				return writeConf(t, f.URL(), testToken, `api = "v2"`, "")
+			},
 			code: exitCheckFailed, stdout: []string{"FAILED: ", `invalid api "v2"`},
 		},
 		{
 			name: "unknown key",
-			conf: func(t *testing.T, f *fakelibrato.Server) string { return writeConf(t, f.URL(), testToken, `api_key = "x"`, "") },
+			conf: func(t *testing.T, f *fakelibrato.Server) string {
+				return writeConf(t, f.URL(), testToken, `api_key = "x"`, "")
+			},
 			code: exitCheckLoad, stderr: "api_key",
 		},
 		{
@@ -135,4 +149,3 @@ func closedAddr(t *testing.T) string {
 	require.NoError(t, ln.Close())
 	return addr
 }
-
