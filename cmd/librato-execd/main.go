@@ -26,6 +26,9 @@ import (
 )
 
 func main() {
+	if wantsCheck(os.Args[1:]) {
+		os.Exit(runCheck(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	// Signals stay caught until exit: a second SIGTERM (execd sends one after
 	// a group-wide one) must not kill the final flush.

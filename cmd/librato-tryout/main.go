@@ -46,6 +46,9 @@ var errUsage = errors.New("usage error")
 var runMu sync.Mutex
 
 func main() {
+	if wantsCheck(os.Args[1:]) {
+		os.Exit(runCheck(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	err := run(os.Args[1:], os.Stdout, os.Stderr)
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):

@@ -1,0 +1,298 @@
+package librato
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The credential check (librato-execd/librato-tryout -check): a few requests
+// that store nothing, answering "would this configuration work?" before
+// deploying it, and naming the setting to fix when it would not.
+
+// Empty payloads: Librato refuses them with 400 after authentication and
+// the account checks, so the answer tells whether the token may record and
+// whether the account takes tags, and nothing is ever stored.
+var (
+	emptyTagged = []byte(`{"measurements":[]}`)
+	emptyLegacy = []byte(`{"gauges":[]}`)
+)
+
+// Check makes read-only and empty requests to the configured API and returns
+// one line saying that the credentials work, with the account's API mode,
+// or an error naming the setting to fix. It needs Init; the secrets never
+// appear in what it returns.
+func (l *Librato) Check(ctx context.Context) (string, error) {
+	if l.sender == nil {
+		return "", errors.New("plugin not initialised")
+	}
+	if l.sender.client == nil {
+		if err := l.sender.connect(); err != nil {
+			return "", err
+		}
+	}
+	auth, err := l.sender.credentials()
+	if err != nil {
+		return "", err
+	}
+	defer auth.forget()
+	c := &credCheck{s: l.sender, auth: &auth}
+	eps := l.sender.cfg.endpoints
+	target := l.APIURL
+	if eps.root != "" {
+		target = eps.root
+	}
+
+	// A proxy's own path for the tagged API has no GET: the POST alone
+	// tells about the credentials there.
+	if eps.root != "" || l.API != apiTagged {
+		if err := c.probe(ctx, probeURL(eps, l.APIURL)); err != nil {
+			return "", err
+		}
+	}
+	tagged, err := c.accountMode(ctx, l.API, eps)
+	if err != nil {
+		return "", err
+	}
+	return checkVerdict(l.API, tagged, target, eps)
+}
+
+// probeURL is the credential probe, GET /v1/metrics?length=1, under the API
+// root; a proxy's own path (no known root) is asked as configured.
+func probeURL(eps endpoints, configured string) string {
+	base := configured
+	if eps.root != "" {
+		base = eps.root + legacyPath
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return base // Init parsed it already
+	}
+	q := u.Query()
+	q.Set("length", "1")
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// accountMode learns, from empty POSTs, whether the token may record and
+// whether the account takes tags. With a proxy's own path only the
+// configured API can be asked.
+func (c *credCheck) accountMode(ctx context.Context, api string, eps endpoints) (tagged bool, err error) {
+	if eps.root == "" && api == apiLegacy {
+		return false, c.record(ctx, eps.legacy)
+	}
+	err = c.record(ctx, eps.tagged)
+	if !errors.Is(err, errTagsNotEnabled) {
+		return true, err
+	}
+	if eps.root == "" {
+		return false, nil // api = "tagged" on an account without tags: checkVerdict says so
+	}
+	return false, c.record(ctx, eps.legacy)
+}
+
+// checkVerdict is the OK line, or the error when api does not suit the
+// account.
+func checkVerdict(api string, tagged bool, target string, eps endpoints) (string, error) {
+	ok := "OK: " + target + " accepted the credentials, with record access; "
+	switch {
+	case tagged && api == apiAuto:
+		return ok + `the account takes tag-based measurements (api = "auto" will write tags to ` + eps.tagged.url + ")", nil
+	case tagged && api == apiTagged:
+		return ok + `the account takes tag-based measurements (api = "tagged")`, nil
+	case tagged:
+		return ok + `the account takes tag-based measurements, but api = "legacy" writes gauges with sources (api = "auto" or "tagged" would write tags)`, nil
+	case api == apiAuto:
+		return ok + `the account has no tag-based measurements (api = "auto" will write gauges with sources to ` + eps.legacy.url + ")", nil
+	case api == apiLegacy:
+		return ok + `the account has no tag-based measurements (api = "legacy")`, nil
+	}
+	return "", fmt.Errorf(`%s accepted the credentials, but the account has no tag-based measurements and api = "tagged": set api = "legacy" or "auto"`, target)
+}
+
+// credCheck sends the check's requests with the plugin's client: its TLS,
+// proxy and timeout settings, and no redirect following.
+type credCheck struct {
+	s    *sender
+	auth *flushAuth
+}
+
+// answer is a response: status, headers and the redacted start of the body.
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (c *credCheck) probe(ctx context.Context, u string) error {
+	a, err := c.do(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	return probeAnswer(a, u)
+}
+
+func (c *credCheck) record(ctx context.Context, ep endpoint) error {
+	body := emptyLegacy
+	if ep.tagged {
+		body = emptyTagged
+	}
+	a, err := c.do(ctx, http.MethodPost, ep.url, body)
+	if err != nil {
+		return err
+	}
+	return recordAnswer(a, ep)
+}
+
+func (c *credCheck) do(ctx context.Context, method, u string, body []byte) (answer, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
+	if err != nil {
+		return answer{}, fmt.Errorf("creating request: %w", err)
+	}
+	req.Header["Authorization"] = c.auth.auth
+	req.Header["User-Agent"] = c.s.userAgent
+	if body != nil {
+		req.Header["Content-Type"] = contentTypeJSON
+	}
+	resp, err := c.s.client.Do(req)
+	if err != nil {
+		return answer{}, transportError(err, req.URL, c.proxyFor(req), c.s.cfg.timeout)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseRead))
+	return answer{status: resp.StatusCode, header: resp.Header, body: c.auth.redact(raw)}, nil
+}
+
+// proxyFor is the proxy the request went through, for messages: "" if none.
+func (c *credCheck) proxyFor(req *http.Request) string {
+	t, ok := c.s.client.Transport.(*http.Transport)
+	if !ok || t.Proxy == nil {
+		return ""
+	}
+	p, err := t.Proxy(req)
+	if err != nil || p == nil {
+		return ""
+	}
+	return withoutUser(p)
+}
+
+// probeAnswer judges the answer to GET /v1/metrics?length=1.
+func probeAnswer(a answer, u string) error {
+	if a.status == http.StatusOK {
+		var doc struct {
+			Metrics json.RawMessage `json:"metrics"`
+		}
+		if json.Unmarshal(a.body, &doc) != nil || doc.Metrics == nil {
+			return fmt.Errorf("GET %s answered 200 with %s, which is not the Librato API (a proxy or captive portal?): check api_url", u, excerpt(a.body))
+		}
+		return nil
+	}
+	return answerError(a, "GET "+u)
+}
+
+// recordAnswer judges the answer to an empty POST: Librato's 400/422 (or a
+// 2xx) means the token may record; 403 "not enabled" is the legacy-only
+// account's answer on the tagged endpoint.
+func recordAnswer(a answer, ep endpoint) error {
+	var doc map[string]json.RawMessage
+	isJSON := json.Unmarshal(a.body, &doc) == nil
+	switch {
+	case a.status/100 == 2:
+		return nil
+	case (a.status == http.StatusBadRequest || a.status == http.StatusUnprocessableEntity) && isJSON:
+		return nil
+	case a.status == http.StatusBadRequest || a.status == http.StatusUnprocessableEntity:
+		return fmt.Errorf("POST %s answered %d with %s, not Librato's JSON (a proxy or firewall in the way?): check api_url and http_proxy_url",
+			ep.url, a.status, excerpt(a.body))
+	case a.status == http.StatusForbidden && ep.tagged && bytes.Contains(a.body, []byte("not enabled")):
+		return errTagsNotEnabled
+	case a.status == http.StatusForbidden && !isRateLimit(a.body) && !wantsHTTPS(a.body):
+		return fmt.Errorf("POST %s answered 403, so api_token may read but not record: use a token with record access (%s)",
+			ep.url, excerpt(a.body))
+	}
+	return answerError(a, "POST "+ep.url)
+}
+
+// wantsHTTPS: Librato's answer to plain HTTP, "Please use secured
+// connection through https!".
+func wantsHTTPS(body []byte) bool {
+	return bytes.Contains(bytes.ToLower(body), []byte("secured connection"))
+}
+
+// answerError names the setting behind an unwanted answer.
+func answerError(a answer, req string) error {
+	text := excerpt(a.body)
+	switch {
+	case a.status >= 300 && a.status < 400:
+		return fmt.Errorf("%s: %w", req, redirectError(a.status, a.header.Get("Location")))
+	case a.status == http.StatusUnauthorized:
+		return fmt.Errorf("%s answered 401, the credentials were refused: check api_user (the account email) and api_token (%s)", req, text)
+	case (a.status == http.StatusForbidden || a.status == http.StatusTooManyRequests) && isRateLimit(a.body),
+		a.status == http.StatusTooManyRequests:
+		return fmt.Errorf("%s answered %d, the account is rate limited: nothing is wrong with the settings as far as seen, try again later (%s)", req, a.status, text)
+	case a.status == http.StatusForbidden && wantsHTTPS(a.body):
+		return fmt.Errorf("%s answered 403, Librato wants HTTPS: set api_url to https:// (%s)", req, text)
+	case a.status == http.StatusForbidden:
+		return fmt.Errorf("%s answered 403: check that api_token is valid and has access, and that api_url is https:// (%s)", req, text)
+	case a.status == http.StatusNotFound:
+		return fmt.Errorf("%s answered 404, no Librato API at this path: check the path of api_url (%s)", req, text)
+	}
+	return fmt.Errorf("%s answered %d: %s", req, a.status, text)
+}
+
+// transportError names the setting behind a request that got no answer.
+// The proxy, if any, is named without its credentials.
+func transportError(err error, u *url.URL, proxy string, timeout time.Duration) error {
+	host := u.Host
+	if ue := (*url.Error)(nil); errors.As(err, &ue) {
+		err = ue.Err // its text repeats the URL
+	}
+	var (
+		unknownCA   x509.UnknownAuthorityError
+		badHost     x509.HostnameError
+		badCert     x509.CertificateInvalidError
+		notTLS      tls.RecordHeaderError
+		opErr       *net.OpError
+		dnsErr      *net.DNSError
+		netErr      net.Error
+		viaProxyMsg = ""
+	)
+	if proxy != "" {
+		viaProxyMsg = " through the proxy " + proxy
+	}
+	switch {
+	case errors.As(err, &unknownCA):
+		return fmt.Errorf("%s: the server's certificate is not signed by a trusted CA (%v): set tls_ca to the CA that signed it (insecure_skip_verify = true only for tests)", host, err)
+	case errors.As(err, &badHost):
+		return fmt.Errorf("%s: the server's certificate is not valid for this name (%v): check the api_url host, or set tls_server_name to a name the certificate holds", host, err)
+	case errors.As(err, &badCert):
+		return fmt.Errorf("%s: the server's certificate is invalid (%v): check tls_ca and the server's certificate", host, err)
+	// net/http replaces the RecordHeaderError of an HTTP answer by this text.
+	case errors.As(err, &notTLS) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return fmt.Errorf("%s%s does not speak TLS (%v): check the scheme of api_url (https://) and tls_* settings", host, viaProxyMsg, err)
+	case errors.As(err, &opErr) && opErr.Op == "proxyconnect":
+		return fmt.Errorf("cannot reach the proxy %s (%v): check http_proxy_url, or HTTPS_PROXY/HTTP_PROXY in the environment", proxy, err)
+	case proxy != "" && !errors.As(err, &netErr):
+		// CONNECT refused by the proxy: Go reports only the proxy's status text.
+		return fmt.Errorf("the proxy %s refused to connect to %s (%v): check http_proxy_url, or HTTPS_PROXY/HTTP_PROXY in the environment", proxy, host, err)
+	case errors.As(err, &dnsErr):
+		return fmt.Errorf("the host of api_url, %s, is not known (%v): check api_url", host, err)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("nothing answers at %s%s (connection refused): check the host and port of api_url", host, viaProxyMsg)
+	case errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout():
+		return fmt.Errorf("no answer from %s%s within %s: check api_url, a firewall in the way, or raise timeout", host, viaProxyMsg, timeout)
+	}
+	return fmt.Errorf("cannot reach %s%s (%v): check api_url and the proxy settings (http_proxy_url, HTTPS_PROXY)", host, viaProxyMsg, err)
+}
