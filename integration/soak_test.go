@@ -134,7 +134,7 @@ var (
 )
 
 const (
-	defaultSoakDuration = 3 * time.Minute
+	soakDefaultDuration = 3 * time.Minute
 	soakHealthyGap      = 4 * time.Second  // healthy before each fault
 	soakFaultLength     = 6 * time.Second  // each fault phase
 	soakTail            = 15 * time.Second // at the end: healthy, then soakHold
@@ -146,7 +146,7 @@ func soakDuration(t *testing.T) time.Duration {
 	t.Helper()
 	s := os.Getenv("SOAK_DURATION")
 	if s == "" {
-		return defaultSoakDuration
+		return soakDefaultDuration
 	}
 	d, err := time.ParseDuration(s)
 	require.NoError(t, err, "SOAK_DURATION")
@@ -172,12 +172,12 @@ type soakPhase struct {
 }
 
 var (
-	htmlHeader = http.Header{"Content-Type": {"text/html"}}
-	jsonHeader = http.Header{"Content-Type": {"application/json"}}
-	html503    = []byte("<html><body><h1>503 Service Unavailable</h1>No server is available to handle this request.</body></html>")
-	html400    = []byte("<html><head><title>400 Bad Request</title></head><body><center><h1>400 Bad Request</h1></center><hr><center>nginx</center></body></html>")
-	html413    = []byte("<html><head><title>413 Request Entity Too Large</title></head><body><center><h1>413 Request Entity Too Large</h1></center><hr><center>nginx</center></body></html>")
-	json200    = []byte(`{"status":"ok","padding":"so that half of the body is something"}`)
+	soakHTMLHeader = http.Header{"Content-Type": {"text/html"}}
+	soakJSONHeader = http.Header{"Content-Type": {"application/json"}}
+	soakHTML503    = []byte("<html><body><h1>503 Service Unavailable</h1>No server is available to handle this request.</body></html>")
+	soakHTML400    = []byte("<html><head><title>400 Bad Request</title></head><body><center><h1>400 Bad Request</h1></center><hr><center>nginx</center></body></html>")
+	soakHTML413    = []byte("<html><head><title>413 Request Entity Too Large</title></head><body><center><h1>413 Request Entity Too Large</h1></center><hr><center>nginx</center></body></html>")
+	soakJSON200    = []byte(`{"status":"ok","padding":"so that half of the body is something"}`)
 )
 
 // soakPhases: index 0 is healthy, the last is the shutdown flush (healthy,
@@ -186,9 +186,9 @@ var soakPhases = []soakPhase{
 	{name: "healthy"},
 	{name: "503", fault: func(n int, _ string) soakFault {
 		if n%2 == 0 {
-			return soakFault{what: "503 Retry-After: 1", action: fakelibrato.Action{Status: 503, Header: http.Header{"Retry-After": {"1"}}, Body: html503}}
+			return soakFault{what: "503 Retry-After: 1", action: fakelibrato.Action{Status: 503, Header: http.Header{"Retry-After": {"1"}}, Body: soakHTML503}}
 		}
-		return soakFault{what: "503", action: fakelibrato.Action{Status: 503, Header: htmlHeader, Body: html503}}
+		return soakFault{what: "503", action: fakelibrato.Action{Status: 503, Header: soakHTMLHeader, Body: soakHTML503}}
 	}},
 	{name: "reset", fault: func(n int, _ string) soakFault {
 		if n%2 == 0 {
@@ -199,15 +199,15 @@ var soakPhases = []soakPhase{
 	{name: "400", fault: func(n int, _ string) soakFault {
 		switch n % 3 {
 		case 0:
-			return soakFault{what: "400 html", action: fakelibrato.Action{Status: 400, Header: htmlHeader, Body: html400}}
+			return soakFault{what: "400 html", action: fakelibrato.Action{Status: 400, Header: soakHTMLHeader, Body: soakHTML400}}
 		case 1:
 			return soakFault{what: "400 empty", action: fakelibrato.Action{Status: 400}}
 		default:
-			return soakFault{what: "400 other json", action: fakelibrato.Action{Status: 400, Header: jsonHeader, Body: []byte(`{"message":"Request blocked by policy"}`)}}
+			return soakFault{what: "400 other json", action: fakelibrato.Action{Status: 400, Header: soakJSONHeader, Body: []byte(`{"message":"Request blocked by policy"}`)}}
 		}
 	}},
 	{name: "413", fault: func(int, string) soakFault {
-		return soakFault{what: "413 html", action: fakelibrato.Action{Status: 413, Header: htmlHeader, Body: html413}}
+		return soakFault{what: "413 html", action: fakelibrato.Action{Status: 413, Header: soakHTMLHeader, Body: soakHTML413}}
 	}},
 	{name: "redirect", fault: func(n int, to string) soakFault {
 		status := []int{301, 302, 307, 308}[n%4]
@@ -216,27 +216,27 @@ var soakPhases = []soakPhase{
 	{name: "hang", fault: func(n int, _ string) soakFault {
 		switch n % 4 {
 		case 0:
-			return soakFault{what: "400 html, body stalls", action: fakelibrato.Action{Status: 400, Header: htmlHeader, Body: html400, HangBody: true}}
+			return soakFault{what: "400 html, body stalls", action: fakelibrato.Action{Status: 400, Header: soakHTMLHeader, Body: soakHTML400, HangBody: true}}
 		case 1:
-			return soakFault{what: "503 html, body stalls", action: fakelibrato.Action{Status: 503, Header: htmlHeader, Body: html503, HangBody: true}}
+			return soakFault{what: "503 html, body stalls", action: fakelibrato.Action{Status: 503, Header: soakHTMLHeader, Body: soakHTML503, HangBody: true}}
 		case 2:
 			return soakFault{what: "stored, then no answer", action: fakelibrato.Action{Hang: true}, stored: true}
 		default:
-			return soakFault{what: "stored, 200, body stalls", action: fakelibrato.Action{Status: 200, Header: jsonHeader, Body: json200, HangBody: true}, stored: true, acked: true}
+			return soakFault{what: "stored, 200, body stalls", action: fakelibrato.Action{Status: 200, Header: soakJSONHeader, Body: soakJSON200, HangBody: true}, stored: true, acked: true}
 		}
 	}},
 	{name: "shutdown"},
 }
 
 const (
-	healthyPhase     = 0
-	unavailablePhase = 1
-	shutdownPhase    = 7
+	soakHealthy  = 0
+	soak503      = 1
+	soakShutdown = 7
 )
 
 func soakCycleText() string {
 	var names []string
-	for _, p := range soakPhases[1:shutdownPhase] {
+	for _, p := range soakPhases[1:soakShutdown] {
 		names = append(names, p.name)
 	}
 	return fmt.Sprintf("%s healthy before each of %s (%s each), then %s healthy and %s of 503 until SIGTERM, healthy from then on",
@@ -264,13 +264,13 @@ func soakSchedule(total time.Duration) []soakSpan {
 		spans = append(spans, soakSpan{phase, at, min(at+d, end)})
 		at = min(at+d, end)
 	}
-	for fault := 1; at < end; fault = fault%(shutdownPhase-1) + 1 {
-		add(healthyPhase, soakHealthyGap)
+	for fault := 1; at < end; fault = fault%(soakShutdown-1) + 1 {
+		add(soakHealthy, soakHealthyGap)
 		add(fault, soakFaultLength)
 	}
 	return append(spans,
-		soakSpan{healthyPhase, end, total - soakHold},
-		soakSpan{unavailablePhase, total - soakHold, time.Duration(math.MaxInt64)})
+		soakSpan{soakHealthy, end, total - soakHold},
+		soakSpan{soak503, total - soakHold, time.Duration(math.MaxInt64)})
 }
 
 // soakRequest is what the fault hook saw and decided for one request.
@@ -304,7 +304,7 @@ type soakRun struct {
 
 func (r *soakRun) phaseAtLocked(at time.Time) int {
 	if !r.sigterm.IsZero() && !at.Before(r.sigterm) {
-		return shutdownPhase
+		return soakShutdown
 	}
 	d := at.Sub(r.start)
 	for _, s := range r.schedule {
@@ -312,7 +312,7 @@ func (r *soakRun) phaseAtLocked(at time.Time) int {
 			return s.phase
 		}
 	}
-	return healthyPhase
+	return soakHealthy
 }
 
 // fault is the fake's hook: the phase at arrival decides.
@@ -340,23 +340,23 @@ func (r *soakRun) fault(n int, rec *fakelibrato.Received) fakelibrato.Action {
 type soakAgent struct {
 	cmd     *exec.Cmd
 	run     *soakRun
-	logs    *lineLog
+	logs    *soakLineLog
 	exited  chan error
 	done    chan struct{} // stops the sampler
 	stopped bool
 
 	mu  sync.Mutex
-	rss []rssSample
+	rss []soakRSSSample
 }
 
-type rssSample struct {
+type soakRSSSample struct {
 	at time.Time
 	kb int64
 }
 
 func startSoakAgent(t *testing.T, bin, conf string, run *soakRun) *soakAgent {
 	t.Helper()
-	a := &soakAgent{run: run, logs: &lineLog{}, exited: make(chan error, 1), done: make(chan struct{})}
+	a := &soakAgent{run: run, logs: &soakLineLog{}, exited: make(chan error, 1), done: make(chan struct{})}
 	a.cmd = exec.Command(bin, "--config", conf)
 	a.cmd.Stdout, a.cmd.Stderr = a.logs, a.logs
 	run.mu.Lock()
@@ -406,17 +406,17 @@ func (a *soakAgent) sample(pid int) {
 			return
 		case <-tick.C:
 		}
-		kb, ok := vmRSS(pid)
+		kb, ok := soakVmRSS(pid)
 		if !ok {
 			continue
 		}
 		a.mu.Lock()
-		a.rss = append(a.rss, rssSample{time.Now(), kb})
+		a.rss = append(a.rss, soakRSSSample{time.Now(), kb})
 		a.mu.Unlock()
 	}
 }
 
-func vmRSS(pid int) (int64, bool) {
+func soakVmRSS(pid int) (int64, bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, false
@@ -430,19 +430,19 @@ func vmRSS(pid int) (int64, bool) {
 	return 0, false
 }
 
-// lineLog keeps a process's output as lines stamped with their arrival.
-type lineLog struct {
+// soakLineLog keeps a process's output as lines stamped with their arrival.
+type soakLineLog struct {
 	mu      sync.Mutex
 	partial []byte
-	lines   []logLine
+	lines   []soakLogLine
 }
 
-type logLine struct {
+type soakLogLine struct {
 	at   time.Time
 	text string
 }
 
-func (l *lineLog) Write(p []byte) (int, error) {
+func (l *soakLineLog) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
@@ -452,18 +452,18 @@ func (l *lineLog) Write(p []byte) (int, error) {
 		if i < 0 {
 			return len(p), nil
 		}
-		l.lines = append(l.lines, logLine{now, string(l.partial[:i])})
+		l.lines = append(l.lines, soakLogLine{now, string(l.partial[:i])})
 		l.partial = l.partial[i+1:]
 	}
 }
 
-func (l *lineLog) snapshot() []logLine {
+func (l *soakLineLog) snapshot() []soakLogLine {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.lines)
 }
 
-func (l *lineLog) text() string {
+func (l *soakLineLog) text() string {
 	var b strings.Builder
 	for _, line := range l.snapshot() {
 		b.WriteString(line.text)
@@ -472,7 +472,7 @@ func (l *lineLog) text() string {
 	return b.String()
 }
 
-func (l *lineLog) String() string { return l.text() }
+func (l *soakLineLog) String() string { return l.text() }
 
 // soakRow is one line of the summary table.
 type soakRow struct {
@@ -504,7 +504,7 @@ type soakResult struct {
 	// slow Write (start-up, shutdown, and whatever the plugin logs).
 	otherLog   []string
 	mostCopies string // an example of the most copies
-	rss        []rssSample
+	rss        []soakRSSSample
 }
 
 // soakSeries is what arrived of one series, by value.
@@ -530,7 +530,7 @@ func (c soakCopy) String() string {
 	return fmt.Sprintf("#%d(%s, ack lost)", c.n, soakPhases[c.phase].name)
 }
 
-var wroteBatch = regexp.MustCompile(`Wrote batch of \d+ metrics in (\S+)$`)
+var soakWroteBatch = regexp.MustCompile(`Wrote batch of \d+ metrics in (\S+)$`)
 
 func analyseSoak(t *testing.T, run *soakRun, fake *fakelibrato.Server, agent *soakAgent) *soakResult {
 	t.Helper()
@@ -545,7 +545,7 @@ func analyseSoak(t *testing.T, run *soakRun, fake *fakelibrato.Server, agent *so
 	for _, s := range run.schedule {
 		res.rows[s.phase].time += min(s.to, run.sigterm.Sub(run.start)) - s.from
 	}
-	res.rows[shutdownPhase].time = run.exited.Sub(run.sigterm)
+	res.rows[soakShutdown].time = run.exited.Sub(run.sigterm)
 
 	res.countRequests(t, run, fake)
 	res.countMeasurements(run)
@@ -575,7 +575,7 @@ func (res *soakResult) countRequests(t *testing.T, run *soakRun, fake *fakelibra
 		row.requests++
 		st, logged := status[req.n]
 		label := req.fault.what
-		if isZeroAction(req.fault.action) {
+		if soakNoFault(req.fault.action) {
 			label = strconv.Itoa(st)
 		}
 		if !logged {
@@ -588,7 +588,7 @@ func (res *soakResult) countRequests(t *testing.T, run *soakRun, fake *fakelibra
 		}
 
 		stored, acked := req.fault.stored, req.fault.acked
-		if isZeroAction(req.fault.action) && st/100 == 2 {
+		if soakNoFault(req.fault.action) && st/100 == 2 {
 			stored, acked = true, true
 			for _, k := range req.gauges {
 				fakeStored[k]++
@@ -627,7 +627,7 @@ func (res *soakResult) countRequests(t *testing.T, run *soakRun, fake *fakelibra
 	}
 }
 
-func isZeroAction(a fakelibrato.Action) bool {
+func soakNoFault(a fakelibrato.Action) bool {
 	return a.Status == 0 && !a.Reset && !a.Hang && !a.HangBody
 }
 
@@ -687,7 +687,7 @@ func (res *soakResult) countMeasurements(run *soakRun) {
 // countLog fills log lines and Write results per phase, by arrival time.
 // Telegraf writes one line per Write: "Wrote batch …" (debug) on success,
 // "Error writing to …" on failure.
-func (res *soakResult) countLog(run *soakRun, lines []logLine) {
+func (res *soakResult) countLog(run *soakRun, lines []soakLogLine) {
 	lastEnd := run.start
 	for _, l := range lines {
 		row := &res.rows[run.phaseAtLocked(l.at)]
@@ -698,7 +698,7 @@ func (res *soakResult) countLog(run *soakRun, lines []logLine) {
 			}
 		}
 		ended := false
-		if m := wroteBatch.FindStringSubmatch(l.text); m != nil {
+		if m := soakWroteBatch.FindStringSubmatch(l.text); m != nil {
 			if d, err := time.ParseDuration(m[1]); err == nil {
 				row.maxWriteOK = max(row.maxWriteOK, d)
 			}
@@ -768,9 +768,9 @@ func (res *soakResult) log(t *testing.T) {
 
 func (res *soakResult) requireAllDelivered(t *testing.T) {
 	t.Helper()
-	require.Positive(t, res.rows[shutdownPhase].delivered, "the shutdown flush must deliver the backlog of the last outage")
+	require.Positive(t, res.rows[soakShutdown].delivered, "the shutdown flush must deliver the backlog of the last outage")
 	require.Len(t, res.series, len(soakHosts)*len(soakFields), "series at the fake")
-	require.Zero(t, len(res.gaps), "%d numbered measurements never arrived, e.g. %v", len(res.gaps), first(res.gaps, 20))
+	require.Zero(t, len(res.gaps), "%d numbered measurements never arrived, e.g. %v", len(res.gaps), soakFirst(res.gaps, 20))
 	for name, s := range res.series {
 		require.NotEmpty(t, s.copies[1], "%s: value 1 never arrived", name)
 		// The shutdown flush delivered what was gathered just before
@@ -783,7 +783,7 @@ func (res *soakResult) requireAllDelivered(t *testing.T) {
 func (res *soakResult) requireDuplicatesFromLostAcks(t *testing.T) {
 	t.Helper()
 	require.Zero(t, len(res.dupAcked), "%d measurements acknowledged more than once (only a lost answer may cause a resend), e.g. %v",
-		len(res.dupAcked), first(res.dupAcked, 10))
+		len(res.dupAcked), soakFirst(res.dupAcked, 10))
 	require.LessOrEqual(t, res.duplicates, res.lostAcked, "duplicates beyond what lost acknowledgements explain")
 }
 
@@ -823,12 +823,12 @@ func (res *soakResult) rssThirds() (first, middle, last, peak int64) {
 		return 0, 0, 0, peak
 	}
 	third := len(kb) / 3
-	return avg(kb[:third]), avg(kb[third : len(kb)-third]), avg(kb[len(kb)-third:]), peak
+	return soakAvg(kb[:third]), soakAvg(kb[third : len(kb)-third]), soakAvg(kb[len(kb)-third:]), peak
 }
 
-func first(xs []string, n int) []string { return xs[:min(n, len(xs))] }
+func soakFirst(xs []string, n int) []string { return xs[:min(n, len(xs))] }
 
-func avg(xs []int64) int64 {
+func soakAvg(xs []int64) int64 {
 	var sum int64
 	for _, x := range xs {
 		sum += x
