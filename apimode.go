@@ -106,19 +106,18 @@ type apiChoice struct {
 	logLearned func(tagged bool)
 }
 
-// forFlush returns whether this flush writes tagged measurements. pending
-// says a failed flush is waiting for its retry: the API is not re-checked
-// then, so the retry finds its settled measurements in the ledger.
-func (a *apiChoice) forFlush(now time.Time, pending bool) bool {
+// forFlush returns whether a new flush (not a retry) writes tagged
+// measurements.
+func (a *apiChoice) forFlush(now time.Time) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return chooseTagged(a.mode, a.learned, a.learnedAt, now, pending)
+	return chooseTagged(a.mode, a.learned, a.learnedAt, now)
 }
 
 // chooseTagged is the policy: auto tries tagged until the account says it
 // has no tag-based measurements, then stays with legacy, asking again after
 // recheckTagged.
-func chooseTagged(mode, learned string, learnedAt, now time.Time, pending bool) bool {
+func chooseTagged(mode, learned string, learnedAt, now time.Time) bool {
 	switch mode {
 	case apiTagged:
 		return true
@@ -126,7 +125,7 @@ func chooseTagged(mode, learned string, learnedAt, now time.Time, pending bool) 
 		return false
 	}
 	if learned == apiLegacy {
-		return !pending && now.Sub(learnedAt) >= recheckTagged
+		return now.Sub(learnedAt) >= recheckTagged
 	}
 	return true
 }

@@ -1,11 +1,13 @@
 package librato
 
 import (
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/influxdata/telegraf/config"
 	"github.com/stretchr/testify/require"
 
 	"github.com/seed-d22a899f/librato/internal/fakelibrato"
@@ -53,20 +55,18 @@ func TestChooseTagged(t *testing.T) {
 		mode      string
 		learned   string
 		learnedAt time.Time
-		pending   bool
 		want      bool
 	}{
-		{"legacy", apiLegacy, "", time.Time{}, false, false},
-		{"tagged", apiTagged, "", time.Time{}, false, true},
-		{"auto, nothing learned: try tagged", apiAuto, "", time.Time{}, false, true},
-		{"auto, tagged account", apiAuto, apiTagged, now.Add(-48 * time.Hour), false, true},
-		{"auto, legacy account", apiAuto, apiLegacy, now.Add(-time.Hour), false, false},
-		{"auto, legacy account, time to ask again", apiAuto, apiLegacy, now.Add(-recheckTagged), false, true},
-		{"auto, asking again waits for a pending retry", apiAuto, apiLegacy, now.Add(-recheckTagged), true, false},
+		{"legacy", apiLegacy, "", time.Time{}, false},
+		{"tagged", apiTagged, "", time.Time{}, true},
+		{"auto, nothing learned: try tagged", apiAuto, "", time.Time{}, true},
+		{"auto, tagged account", apiAuto, apiTagged, now.Add(-48 * time.Hour), true},
+		{"auto, legacy account", apiAuto, apiLegacy, now.Add(-time.Hour), false},
+		{"auto, legacy account, time to ask again", apiAuto, apiLegacy, now.Add(-recheckTagged), true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			require.Equal(t, tc.want, chooseTagged(tc.mode, tc.learned, tc.learnedAt, now, tc.pending))
+			require.Equal(t, tc.want, chooseTagged(tc.mode, tc.learned, tc.learnedAt, now))
 		})
 	}
 }
@@ -112,4 +112,70 @@ func TestAPIURLMustMatchAPI(t *testing.T) {
 	l.API = apiTagged
 	l.APIURL = "https://metrics-api.librato.com/v1/metrics"
 	require.ErrorContains(t, l.Init(), `set api_url to "https://metrics-api.librato.com/v1/measurements", or api = "legacy" or "auto"`)
+}
+
+// TestAutoRetryStaysOnTheFailedFlushsAPI: the daily re-check of a legacy
+// account tries tagged, and that flush fails half-way. Telegraf's retry
+// must go to the same API, whose keys the ledger holds, or what was
+// stored would be sent again.
+func TestAutoRetryStaysOnTheFailedFlushsAPI(t *testing.T) {
+	fake := newFake(t, fakelibrato.Options{Fault: func(n int, _ *fakelibrato.Received) fakelibrato.Action {
+		if n == 2 {
+			return fakelibrato.Action{Status: http.StatusServiceUnavailable}
+		}
+		return fakelibrato.Action{}
+	}})
+	l := newPlugin(t, fake.URL(), func(l *Librato) {
+		l.API = apiAuto
+		l.RetryBudget = 0
+		l.ConcurrentWrites = 1
+	})
+	l.api.learned, l.api.learnedAt = apiLegacy, time.Now().Add(-25*time.Hour)
+	out := runningOutput(t, l)
+	metrics, want := workload(1000) // 3,000 measurements, 10 requests
+	addAll(out, metrics)
+	flushUntilEmpty(t, out, 4)
+
+	arrived := map[fakeKey]int{}
+	for _, m := range fake.Measurements() {
+		arrived[fakeKey{m.Name, m.Tags["host"], m.Time}]++
+	}
+	for _, g := range fake.Gauges() {
+		arrived[fakeKey{g.Name, g.Source, g.MeasureTime}]++
+	}
+	twice := 0
+	for _, k := range want {
+		require.Positive(t, arrived[k], "measurement %v", k)
+		twice += arrived[k] - 1
+	}
+	t.Logf("tagged: %d measurements, legacy: %d gauges", len(fake.Measurements()), len(fake.Gauges()))
+	require.Zero(t, twice, "no measurement may be sent twice without a lost acknowledgement")
+}
+
+// TestAutoFallbackKeepsTheWriteDeadline: the tagged try of api = "auto"
+// takes nearly the whole window before the 403 "not enabled". The fallback
+// to legacy gets only what is left of the same Write's deadline; when that
+// is not enough, the metrics stay buffered and the next flush (now learned
+// as legacy) delivers them once.
+func TestAutoFallbackKeepsTheWriteDeadline(t *testing.T) {
+	const timeout = 2 * time.Second
+	fake := newFake(t, fakelibrato.Options{TaggedDisabled: true, Latency: 1900 * time.Millisecond})
+	l := newPlugin(t, fake.URL(), func(l *Librato) {
+		l.API = apiAuto
+		l.Timeout = config.Duration(timeout)
+		l.RetryBudget = 0
+	})
+	metrics, want := workload(10)
+	start := time.Now()
+	err := l.Write(metrics)
+	took := time.Since(start)
+	require.Less(t, took, timeout+time.Second, "one deadline per Write: timeout + retry_budget + 1s")
+	require.ErrorIs(t, err, errDeadline, "no time left for the fallback in this Write")
+	require.Empty(t, fake.Gauges())
+
+	require.NoError(t, l.Write(metrics))
+	requireExactlyOnce(t, fake, want)
+	for _, r := range fake.Requests()[1:] {
+		require.Equal(t, legacyPath, r.Path, "learned: straight to the legacy API")
+	}
 }

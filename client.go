@@ -68,6 +68,7 @@ func newSender(cfg senderConfig, st *stats, log telegraf.Logger) (*sender, error
 	s := &sender{cfg: cfg, log: log, stats: st, userAgent: []string{userAgent()}, clock: realClock{}}
 	s.bufs.New = func() any { return &payload{pool: &s.bufs} }
 	s.gate = rateGate{clock: s.clock, maxPause: cfg.maxRetryAfter, onClamp: s.logClampedPause}
+	s.pace = pacer{maxReset: cfg.maxRetryAfter}
 	return s, nil
 }
 
@@ -227,7 +228,12 @@ func (s *sender) post(ctx context.Context, r *flushAuth, ep endpoint, body *payl
 			ep.url, n, len(body.wire), excerpt(body.json), resp.StatusCode, elapsed, excerpt(text))
 	}
 	now := s.clock.Now()
+	if loc := resp.Header.Get("Location"); loc != "" {
+		resp.Header.Set("Location", string(r.redact([]byte(loc))))
+	}
 	o := unfinished(classify(resp.StatusCode, resp.Header, text, ep.tagged, now), readErr)
+	// The reason is decoded JSON: \u-escaped secrets are plain text now.
+	o.reason = string(r.redact([]byte(o.reason)))
 	pause, budget := s.pace.observe(resp.Header, now, int(s.committed.Load())-1) // the others
 	if budget.ok {
 		s.stats.rateLimit.Set(budget.limit)

@@ -28,8 +28,9 @@ const (
 	splitRequests         = 32
 	splitRequestsPerBatch = 6
 
-	// minRequestWindow: no request starts with less time than this (or
-	// timeout, if shorter) left before the Write's deadline.
+	// minRequestWindow: after retry_budget, a request starts only with at
+	// least this much (or half of timeout, if shorter) left before the
+	// Write's deadline.
 	minRequestWindow = time.Second
 )
 
@@ -53,8 +54,8 @@ type flush struct {
 	endRequests context.CancelFunc
 	sendBy      time.Time // retries and pauses end here (start + retry_budget)
 	deadline    time.Time // everything ends here (sendBy + timeout)
-	minWindow   time.Duration
-	settled     []bool // per point: accepted, or dropped on proof
+	startBy     time.Time // no request starts later (see newFlush)
+	settled     []bool    // per point: accepted, or dropped on proof
 	budget      atomic.Int64
 	// awaitingEvidence are single measurements Librato rejected before
 	// the endpoint had accepted anything; the end of the flush decides.
@@ -67,8 +68,9 @@ type flush struct {
 
 // deliver sends pts and returns nil when every point is settled. On error,
 // the ledger remembers what was settled, so that Telegraf's retry of the same
-// metrics does not send those again.
-func (s *sender) deliver(pts []point, led *ledger, ep endpoint) error {
+// metrics does not send those again. start is when the Write began: its
+// deadline holds for everything the Write sends.
+func (s *sender) deliver(pts []point, led *ledger, ep endpoint, start time.Time) error {
 	if s.client == nil {
 		return errors.New("not connected: Connect was not called")
 	}
@@ -77,7 +79,7 @@ func (s *sender) deliver(pts []point, led *ledger, ep endpoint) error {
 		led.reset()
 		return nil
 	}
-	f, err := s.newFlush(len(pts), ep)
+	f, err := s.newFlush(len(pts), ep, start)
 	if err != nil {
 		return err
 	}
@@ -108,20 +110,24 @@ func (s *sender) deliver(pts []point, led *ledger, ep endpoint) error {
 		done, len(pts), err)
 }
 
-func (s *sender) newFlush(n int, ep endpoint) (*flush, error) {
+func (s *sender) newFlush(n int, ep endpoint, start time.Time) (*flush, error) {
 	auth, err := s.credentials()
 	if err != nil {
 		return nil, err
 	}
-	now := s.clock.Now()
 	f := &flush{
-		s:         s,
-		ep:        ep,
-		auth:      auth,
-		sendBy:    now.Add(s.cfg.retryBudget),
-		deadline:  now.Add(s.cfg.retryBudget + s.cfg.timeout),
-		minWindow: min(minRequestWindow, s.cfg.timeout),
-		settled:   make([]bool, n),
+		s:        s,
+		ep:       ep,
+		auth:     auth,
+		sendBy:   start.Add(s.cfg.retryBudget),
+		deadline: start.Add(s.cfg.retryBudget + s.cfg.timeout),
+		settled:  make([]bool, n),
+	}
+	// Within retry_budget a request always starts (it still ends by the
+	// deadline); after it, only with a fair share of timeout left.
+	f.startBy = f.deadline.Add(-min(minRequestWindow, s.cfg.timeout/2))
+	if f.startBy.Before(f.sendBy) {
+		f.startBy = f.sendBy
 	}
 	f.stop, f.cancel = context.WithCancelCause(context.Background())
 	f.requests, f.endRequests = context.WithDeadline(context.Background(), f.deadline)
@@ -201,7 +207,7 @@ func (f *flush) mayStart() error {
 	if f.stop.Err() != nil {
 		return context.Cause(f.stop)
 	}
-	if f.s.clock.Now().Add(f.minWindow).After(f.deadline) {
+	if f.s.clock.Now().After(f.startBy) {
 		return errDeadline
 	}
 	return nil
@@ -228,7 +234,7 @@ func (f *flush) send(pts []point, settled []bool, extra bool) error {
 		o := f.s.post(f.requests, &f.auth, f.ep, body, len(pts))
 		f.s.committed.Add(-1)
 		if probe {
-			f.s.gate.probeAnswered(o.retryAfter > 0)
+			f.s.gate.probeAnswered()
 		}
 		switch o.kind {
 		case delivered:
@@ -276,7 +282,7 @@ func (f *flush) admit() (probe bool, err error) {
 			return probe, err
 		}
 		f.s.committed.Add(1)
-		if err := f.s.pace.wait(f.stop, f.s.clock, f.deadline.Add(-f.minWindow)); err != nil {
+		if err := f.s.pace.wait(f.stop, f.s.clock, f.startBy); err != nil {
 			f.s.committed.Add(-1)
 			return false, err
 		}
@@ -304,7 +310,11 @@ func (f *flush) backoff(attempt int, o outcome) error {
 
 // spend takes n requests from the flush's split budget.
 func (f *flush) spend(n int64) bool {
-	return f.budget.Add(-n) >= 0
+	if f.budget.Add(-n) >= 0 {
+		return true
+	}
+	f.budget.Add(n)
+	return false
 }
 
 // split halves a request answered 413.

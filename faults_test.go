@@ -350,3 +350,44 @@ func TestInitErrorsNeverShowTheUser(t *testing.T) {
 	require.NotContains(t, err.Error(), "ops")
 	require.NotContains(t, err.Error(), "tok")
 }
+
+// TestShortTimeoutWithoutRetryBudgetStillSends: with timeout <= 1s and
+// retry_budget = 0, every request that can start within the Write's
+// window is sent; no setting Init accepts may keep a healthy API from
+// getting anything.
+func TestShortTimeoutWithoutRetryBudgetStillSends(t *testing.T) {
+	for _, timeout := range []time.Duration{500 * time.Millisecond, time.Second} {
+		t.Run(timeout.String(), func(t *testing.T) {
+			fake := newFake(t, fakelibrato.Options{})
+			l := newPlugin(t, fake.LegacyURL(), func(l *Librato) {
+				l.Timeout = config.Duration(timeout)
+				l.RetryBudget = 0
+			})
+			metrics, want := workload(10)
+			var err error
+			for range 3 { // Telegraf's next flushes
+				if err = l.Write(metrics); err == nil {
+					break
+				}
+			}
+			require.NoError(t, err, "a healthy API must take the metrics")
+			requireExactlyOnce(t, fake, want)
+		})
+	}
+}
+
+// TestRedirectLocationIsRedacted: a gateway redirecting to a URL carrying
+// the credentials (a login page with user and token in the query) must not
+// put them in the flush's error.
+func TestRedirectLocationIsRedacted(t *testing.T) {
+	fake := newFake(t, fakelibrato.Options{Fault: func(int, *fakelibrato.Received) fakelibrato.Action {
+		return fakelibrato.Action{Status: http.StatusFound, Header: http.Header{
+			"Location": {"https://sso.example.com/login/" + testUser + "?token=" + testToken}}}
+	}})
+	l := newPlugin(t, fake.LegacyURL())
+	metrics, _ := workload(10)
+	err := l.Write(metrics)
+	require.Error(t, err)
+	t.Logf("error: %v", err)
+	requireNoCredentials(t, err.Error())
+}

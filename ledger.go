@@ -9,6 +9,10 @@ import (
 // ledger remembers which measurements of a failed flush were settled, so
 // the retry of the same metrics skips them. It holds at most one flush.
 type ledger struct {
+	// pendingTagged: the API of the failed flush whose settled
+	// measurements the ledger holds.
+	pendingTagged bool
+
 	seed maphash.Seed
 	done map[uint64]struct{}
 }

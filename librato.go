@@ -291,28 +291,38 @@ func (l *Librato) Write(metrics []telegraf.Metric) error {
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
 
-	now := time.Now()
-	tagged := l.api.forFlush(now, l.ledger.pending())
-	err := l.deliver(metrics, tagged)
+	start := time.Now()
+	// A failed flush's retry goes to the API that flush used: its settled
+	// measurements are in the ledger under that API's keys.
+	tagged := l.ledger.pendingTagged
+	if !l.ledger.pending() {
+		tagged = l.api.forFlush(start)
+	}
+	err := l.deliver(metrics, tagged, start)
 	switch {
 	case err == nil:
-		l.api.learn(tagged, now)
+		l.api.learn(tagged, start)
 	case tagged && l.API == apiAuto && errors.Is(err, errTagsNotEnabled):
 		// Nothing of this flush was stored: the account refused all of it.
-		l.api.learn(false, now)
+		// The same Write's deadline holds for the second try.
+		l.api.learn(false, start)
 		l.ledger.reset()
-		return l.deliver(metrics, false)
+		tagged = false
+		err = l.deliver(metrics, false, start)
+	}
+	if err != nil {
+		l.ledger.pendingTagged = tagged
 	}
 	return err
 }
 
-func (l *Librato) deliver(metrics []telegraf.Metric, tagged bool) error {
+func (l *Librato) deliver(metrics []telegraf.Metric, tagged bool, start time.Time) error {
 	points := l.conv[index(tagged)].convert(metrics)
 	ep := l.sender.cfg.endpoints.legacy
 	if tagged {
 		ep = l.sender.cfg.endpoints.tagged
 	}
-	return l.sender.deliver(points, &l.ledger, ep)
+	return l.sender.deliver(points, &l.ledger, ep, start)
 }
 
 // Close releases idle connections.

@@ -2,6 +2,10 @@ package librato
 
 import (
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,10 +35,11 @@ func TestPaceInterval(t *testing.T) {
 		{"spent", rl(100, 0, 3*time.Second), 1, 0, 0, 3 * time.Second},
 		{"a request costs 300 measurements", rl(30000, 3000, 60*time.Second), 300, 0, time.Duration(float64(60*time.Second) / 10 * 0.8), 0},
 		{"measurement budget nearly spent", rl(30000, 600, 60*time.Second), 300, 2, 0, 60 * time.Second},
+		{"an absurd reset counts as max_retry_after", rl(100, 0, 999999999*time.Second), 1, 0, 0, time.Hour},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			interval, pause := paceInterval(tc.rl, tc.cost, tc.inFlight)
+			interval, pause := paceInterval(tc.rl, tc.cost, tc.inFlight, time.Hour)
 			require.InDelta(t, float64(tc.interval), float64(interval), float64(time.Millisecond))
 			require.Equal(t, tc.pause, pause)
 		})
@@ -96,4 +101,42 @@ func TestPacingAvoidsTheLimit(t *testing.T) {
 	}
 	require.Equal(t, int64(20), l.stats.rateLimit.Get())
 	require.Zero(t, l.stats.retries.Get(), "nothing needed a retry")
+}
+
+// TestAbsurdRateLimitResetIsCapped: one answer whose rate-limit header says
+// the window resets in 31 years must not space requests for months: the
+// reset counts as at most max_retry_after, and the pacing ends with it.
+func TestAbsurdRateLimitResetIsCapped(t *testing.T) {
+	fake := newFake(t, fakelibrato.Options{})
+	target, err := url.Parse(fake.URL())
+	require.NoError(t, err)
+	var answers atomic.Int64
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(r *http.Response) error {
+		if answers.Add(1) == 1 {
+			r.Header.Set("X-Librato-RateLimit-Std", "limit=1000,remaining=100,reset=999999999")
+		}
+		return nil
+	}
+	front := httptest.NewServer(proxy)
+	t.Cleanup(front.Close)
+
+	l := newPlugin(t, front.URL+"/v1/metrics", func(l *Librato) {
+		l.MaxRetryAfter = config.Duration(time.Second)
+		l.RetryBudget = config.Duration(time.Second)
+		l.ConcurrentWrites = 1
+	})
+	out := runningOutput(t, l)
+	metrics, want := workload(1000) // 3,000 gauges, 10 requests
+	addAll(out, metrics)
+
+	start := time.Now()
+	for out.BufferLength() > 0 && time.Since(start) < 5*time.Second {
+		err := out.Write()
+		t.Logf("flush: %v", err)
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("%d requests reached the API", len(fake.Requests()))
+	require.Zero(t, out.BufferLength(), "delivery must resume within max_retry_after (1s) + retry_budget")
+	requireExactlyOnce(t, fake, want)
 }

@@ -156,6 +156,9 @@ const (
 type gateState struct {
 	until              time.Time
 	probeDue, probeOut bool
+	// pauses counts pause calls: a probe's good answer clears probeDue only
+	// if no other answer asked for a pause while it was out.
+	pauses, probeAt uint64
 }
 
 // nextGateStep decides for one request at now; sendBy is the latest time
@@ -204,6 +207,7 @@ func (g *rateGate) pause(hint time.Duration) {
 		g.st.until = until
 	}
 	g.st.probeDue = true
+	g.st.pauses++
 }
 
 // wait returns when the request may be sent, and whether it is the probe
@@ -218,6 +222,7 @@ func (g *rateGate) wait(ctx context.Context, sendBy time.Time) (probe bool, err 
 			return false, nil
 		case stepProbe:
 			g.st.probeOut = true
+			g.st.probeAt = g.st.pauses
 			g.answered = make(chan struct{})
 			g.mu.Unlock()
 			return true, nil
@@ -260,13 +265,13 @@ func (g *rateGate) awaitProbe(ctx context.Context, answered <-chan struct{}, sen
 	}
 }
 
-// probeAnswered ends the probe. If its answer asked for another pause,
-// pause has already been called and the next request probes again.
-func (g *rateGate) probeAnswered(pausedAgain bool) {
+// probeAnswered ends the probe. If its answer, or any other since it went
+// out, asked for another pause, the next request probes again.
+func (g *rateGate) probeAnswered() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.st.probeOut = false
-	if !pausedAgain {
+	if g.st.pauses == g.st.probeAt {
 		g.st.probeDue = false
 	}
 	close(g.answered)
@@ -280,8 +285,11 @@ func (g *rateGate) probeAnswered(pausedAgain bool) {
 // the cost of one request is learned from how far remaining falls.
 
 // paceInterval is the spacing of request starts for the tightest budget;
-// pause > 0 means wait that long (until the reset) before any request.
-func paceInterval(rl rateLimit, costPerRequest float64, inFlight int) (interval, pause time.Duration) {
+// pause > 0 means wait that long (until the reset) before any request. The
+// reset is taken at most as maxReset (max_retry_after): an absurd one must
+// not space requests for months.
+func paceInterval(rl rateLimit, costPerRequest float64, inFlight int, maxReset time.Duration) (interval, pause time.Duration) {
+	rl.reset = min(rl.reset, maxReset)
 	if !rl.ok || rl.limit <= 0 || rl.reset <= 0 {
 		return 0, 0
 	}
@@ -342,12 +350,15 @@ func staleBudget(last rateLimit, lastAt time.Time, cur rateLimit, now time.Time)
 
 // pacer is the sender's view of the rate-limit budget.
 type pacer struct {
+	maxReset time.Duration
+
 	mu       sync.Mutex
 	last     rateLimit
 	lastAt   time.Time
 	cost     float64
 	interval time.Duration
 	next     time.Time
+	until    time.Time // the pacing ends with the budget's window
 }
 
 // observe reads an answer's rate-limit headers; it returns the pause to
@@ -368,19 +379,26 @@ func (p *pacer) observe(h http.Header, now time.Time, inFlight int) (time.Durati
 	p.cost = learnCost(p.cost, p.last, rl)
 	p.last, p.lastAt = rl, now
 	var pause time.Duration
-	p.interval, pause = paceInterval(rl, p.cost, inFlight)
+	p.interval, pause = paceInterval(rl, p.cost, inFlight, p.maxReset)
+	p.until = now.Add(min(rl.reset, p.maxReset))
 	return pause, rl
 }
 
 // wait spaces request starts; it fails when the start would be past sendBy.
 func (p *pacer) wait(ctx context.Context, c clock, sendBy time.Time) error {
 	p.mu.Lock()
+	now := c.Now()
+	if !now.Before(p.until) {
+		p.interval = 0 // the window reset: the budget is whole again
+	}
 	if p.interval <= 0 {
 		p.mu.Unlock()
 		return nil
 	}
-	now := c.Now()
 	slot, next := reserveSlot(now, p.next, p.interval)
+	if slot.After(p.until) {
+		slot, next = p.until, p.until
+	}
 	if slot.After(sendBy) {
 		p.mu.Unlock()
 		return fmt.Errorf("%w: librato's rate-limit budget is low and the next request slot is past this flush's retry_budget", errPaused)

@@ -163,7 +163,7 @@ func TestGateClampsAndProbes(t *testing.T) {
 		t.Fatal("a second request went while the probe was on the wire")
 	case <-time.After(50 * time.Millisecond):
 	}
-	g.probeAnswered(false)
+	g.probeAnswered()
 	require.False(t, <-released, "after a good probe, requests go normally")
 
 	g.pause(time.Second)
@@ -180,9 +180,28 @@ func TestGateProbeAnsweredWithAnotherPause(t *testing.T) {
 	require.True(t, probe)
 
 	g.pause(10 * time.Second) // the probe was told to wait again
-	g.probeAnswered(true)
+	g.probeAnswered()
 	probe, err = g.wait(context.Background(), clock.Now().Add(time.Minute))
 	require.NoError(t, err)
 	require.True(t, probe, "the next request after the second pause probes again")
 	require.Equal(t, []time.Duration{10 * time.Second, 10 * time.Second}, clock.slept)
+}
+
+// TestProbeKeepsAPauseOthersAskedFor: while the probe is out, an older
+// request's 429 asks for another pause; the probe's good answer must not
+// cancel it, so the next request after that pause probes again.
+func TestProbeKeepsAPauseOthersAskedFor(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}
+	g := &rateGate{clock: clock, maxPause: time.Minute}
+	g.pause(10 * time.Second)
+	probe, err := g.wait(t.Context(), clock.Now().Add(time.Minute))
+	require.NoError(t, err)
+	require.True(t, probe)
+
+	g.pause(10 * time.Second) // another, older request's 429 arrives now
+	g.probeAnswered()         // the probe itself was accepted
+
+	probe, err = g.wait(t.Context(), clock.Now().Add(time.Minute))
+	require.NoError(t, err)
+	require.True(t, probe, "after the second pause one request probes first")
 }
