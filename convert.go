@@ -10,10 +10,14 @@ import (
 	"github.com/influxdata/telegraf/plugins/serializers/graphite"
 )
 
-// maxCacheEntries bounds the name and series caches. A Telegraf agent has a
-// few thousand distinct series at most; past this the caches start over
-// rather than grow without limit when tags carry unbounded values.
-const maxCacheEntries = 100_000
+// Conversion buffers are kept between flushes up to these sizes (about
+// 1.5 MiB of points, enough for a flush of several thousand metrics);
+// a larger flush gets buffers of its own, let go when it is done, so that
+// one huge flush does not stay on the heap for good.
+const (
+	retainedPoints = 32 << 10
+	retainedFields = 1 << 10
+)
 
 type converterConfig struct {
 	tagged            bool
@@ -69,23 +73,18 @@ type converter struct {
 	log       telegraf.Logger
 	stats     *stats
 
-	names  map[string]map[string]string // measurement → field → name
-	nNames int
-	series map[string]*series
-	key    []byte
+	names  nameCache
+	series seriesCache
+	key    []byte // scratch: the series cache key of a metric
 	points []point
-	used   []bool
+	used   []bool // per field of a metric: part of a summary
 	drops  dropLog
 }
 
 func newConverter(cfg converterConfig, st *stats, log telegraf.Logger) (*converter, error) {
-	c := &converter{
-		cfg:    cfg,
-		log:    log,
-		stats:  st,
-		names:  make(map[string]map[string]string),
-		series: make(map[string]*series),
-	}
+	c := &converter{cfg: cfg, log: log, stats: st}
+	c.names.startOver()
+	c.series.startOver()
 	if len(cfg.tagsInclude) > 0 || len(cfg.tagsExclude) > 0 {
 		f, err := filter.NewIncludeExcludeFilter(cfg.tagsInclude, cfg.tagsExclude)
 		if err != nil {
@@ -108,7 +107,7 @@ func newConverter(cfg converterConfig, st *stats, log telegraf.Logger) (*convert
 }
 
 // convert returns the points of all metrics. The slice is reused by the next
-// call.
+// call; release it with release when the flush is done with it.
 func (c *converter) convert(metrics []telegraf.Metric) []point {
 	fields := 0
 	for _, m := range metrics {
@@ -121,6 +120,23 @@ func (c *converter) convert(metrics []telegraf.Metric) []point {
 	}
 	c.drops.flush(c.log)
 	return c.points
+}
+
+// release ends a flush's use of the points: it drops their references
+// (which may hold series and names the caches have since forgotten) and
+// lets go of buffers larger than the retained sizes.
+func (c *converter) release() {
+	clear(c.points)
+	c.points = c.points[:0]
+	if cap(c.points) > retainedPoints {
+		c.points = nil
+	}
+	if cap(c.used) > retainedFields {
+		c.used = nil
+	}
+	if cap(c.key) > maxCachedEntryBytes {
+		c.key = nil
+	}
 }
 
 func (c *converter) convertMetric(m telegraf.Metric) {
@@ -140,7 +156,7 @@ func (c *converter) convertMetric(m telegraf.Metric) {
 	if c.cfg.summaries {
 		c.appendSummaries(m, fields, s, t)
 	}
-	names := c.namesOf(m.Name())
+	names := c.names.fields(m.Name())
 	for i, f := range fields {
 		if c.used[i] {
 			continue
@@ -155,7 +171,8 @@ func (c *converter) convertMetric(m telegraf.Metric) {
 			}
 			continue
 		}
-		name := c.nameFor(names, m.Name(), f.Key)
+		var name string
+		name, names = c.nameFor(names, m.Name(), f.Key)
 		if reason, problem := valueProblem(v); problem != "" {
 			c.dropPoint(name, s, reason, problem)
 			continue
@@ -181,34 +198,19 @@ func toFloat(v any) (float64, bool) {
 	return 0, false
 }
 
-// namesOf returns the name cache of one measurement.
-func (c *converter) namesOf(measurement string) map[string]string {
-	names, ok := c.names[measurement]
-	if !ok {
-		if c.nNames >= maxCacheEntries {
-			clear(c.names)
-			c.nNames = 0
-		}
-		names = make(map[string]string)
-		c.names[measurement] = names
-	}
-	return names
-}
-
 // nameFor returns the Librato name of a field: "measurement.field", or the
-// measurement alone for a field called "value".
-func (c *converter) nameFor(names map[string]string, measurement, field string) string {
+// measurement alone for a field called "value". names is the measurement's
+// name cache, as nameCache.fields or the previous nameFor returned it.
+func (c *converter) nameFor(names map[string]string, measurement, field string) (string, map[string]string) {
 	if name, ok := names[field]; ok {
-		return name
+		return name, names
 	}
-	name := measurement
-	if field != "value" {
-		name = measurement + "." + field
+	name := measurement + "." + field
+	if field == "value" {
+		name = strings.Clone(measurement) // not the metric's memory
 	}
 	name = c.shorten(sanitizeName(name), maxNameLen)
-	names[field] = name
-	c.nNames++
-	return name
+	return name, c.names.remember(names, measurement, field, name)
 }
 
 func (c *converter) shorten(s string, limit int) string {
@@ -222,18 +224,23 @@ func (c *converter) shorten(s string, limit int) string {
 
 // seriesFor returns the cached series of the metric's tag set.
 func (c *converter) seriesFor(m telegraf.Metric) *series {
+	tags := m.TagList()
+	size := 0
+	for _, t := range tags {
+		size += len(t.Key) + len(t.Value) + 2
+	}
+	if size > maxCachedEntryBytes {
+		return c.newSeries(m) // would not be cached: skip copying the key
+	}
 	c.key = c.key[:0]
-	for _, t := range m.TagList() {
+	for _, t := range tags {
 		c.key = append(append(append(append(c.key, t.Key...), 0), t.Value...), 0)
 	}
-	if s, ok := c.series[string(c.key)]; ok {
+	if s, ok := c.series.get(c.key); ok {
 		return s
 	}
 	s := c.newSeries(m)
-	if len(c.series) >= maxCacheEntries {
-		clear(c.series)
-	}
-	c.series[string(c.key)] = s
+	c.series.remember(c.key, s)
 	return s
 }
 
@@ -246,7 +253,8 @@ func (c *converter) newSeries(m telegraf.Metric) *series {
 		return c.taggedSeries(m, override, hasOverride)
 	}
 	if hasOverride && override != "" {
-		return c.legacySeries(sanitizeName(override), fmt.Sprintf("tag %q", c.cfg.sourceOverrideTag))
+		// Cloned: the series outlives the metric whose tag this is.
+		return c.legacySeries(sanitizeName(strings.Clone(override)), fmt.Sprintf("tag %q", c.cfg.sourceOverrideTag))
 	}
 	tags := m.Tags()
 	if c.cfg.sourceOverrideTag != "" {

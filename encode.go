@@ -143,6 +143,15 @@ func encodedSize(p *point) int {
 	return n
 }
 
+// estimatedBody is the buffer size to start a body for pts with.
+func estimatedBody(pts []point) int {
+	n := 64
+	for i := range pts {
+		n += encodedSize(&pts[i])
+	}
+	return n
+}
+
 // appendFloat formats v as encoding/json does (the built-in plugin's
 // format), so the bodies of both plugins carry the same digits. v must be
 // finite: the converter never lets NaN or ±Inf through, and this writes 0

@@ -4,13 +4,16 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"math"
+	"slices"
 )
 
 // ledger remembers which measurements of a failed flush were settled, so
-// the retry of the same metrics skips them. It holds at most one flush.
+// the retry of the same metrics skips them. It holds at most one flush, and
+// of it only the settled measurements: 8 bytes each, a sorted slice of
+// their keys.
 type ledger struct {
 	seed maphash.Seed
-	done map[uint64]struct{}
+	done []uint64
 }
 
 func (l *ledger) reset() { l.done = nil }
@@ -25,7 +28,7 @@ func (l *ledger) skipSettled(pts []point, st *stats) ([]point, []uint64) {
 	kept := pts[:0]
 	for _, p := range pts {
 		key := l.key(&p)
-		if _, ok := l.done[key]; ok {
+		if _, ok := slices.BinarySearch(l.done, key); ok {
 			carried = append(carried, key)
 			continue
 		}
@@ -36,15 +39,20 @@ func (l *ledger) skipSettled(pts []point, st *stats) ([]point, []uint64) {
 }
 
 func (l *ledger) record(pts []point, settled []bool, carried []uint64) {
-	done := make(map[uint64]struct{}, len(carried)+len(pts))
-	for _, k := range carried {
-		done[k] = struct{}{}
-	}
-	for i := range pts {
-		if settled[i] {
-			done[l.key(&pts[i])] = struct{}{}
+	n := len(carried)
+	for _, ok := range settled {
+		if ok {
+			n++
 		}
 	}
+	done := make([]uint64, 0, n) // exactly the settled ones, not the flush
+	done = append(done, carried...)
+	for i := range pts {
+		if settled[i] {
+			done = append(done, l.key(&pts[i]))
+		}
+	}
+	slices.Sort(done)
 	l.done = done
 }
 

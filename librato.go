@@ -261,7 +261,9 @@ func (l *Librato) Write(metrics []telegraf.Metric) error {
 	defer l.writeMu.Unlock()
 
 	points := l.conv.convert(metrics)
-	return l.sender.deliver(points, &l.ledger)
+	err := l.sender.deliver(points, &l.ledger)
+	l.conv.release()
+	return err
 }
 
 // Close releases idle connections.

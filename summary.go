@@ -13,7 +13,7 @@ import (
 // named after the measurement, or "measurement.x". The fields of a group are
 // marked in c.used so they do not also become gauges.
 func (c *converter) appendSummaries(m telegraf.Metric, fields []*telegraf.Field, s *series, t int64) {
-	names := c.namesOf(m.Name())
+	names := c.names.fields(m.Name())
 	for i, f := range fields {
 		prefix, ok := strings.CutSuffix(f.Key, "count")
 		if !ok || prefix != "" && !strings.HasSuffix(prefix, "_") {
@@ -29,7 +29,7 @@ func (c *converter) appendSummaries(m telegraf.Metric, fields []*telegraf.Field,
 		if name == "" {
 			name = "value"
 		}
-		p.name = c.nameFor(names, m.Name(), name)
+		p.name, names = c.nameFor(names, m.Name(), name)
 		if problem := c.fillSummary(&p.summary, fields, prefix, f.Value, fields[sumIdx].Value); problem != "" {
 			reason := reasonInvalidValue
 			if p.count == 0 {
