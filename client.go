@@ -93,15 +93,21 @@ func (s *sender) connect() error {
 		TLSHandshakeTimeout:   s.cfg.timeout,
 		ResponseHeaderTimeout: s.cfg.timeout,
 	}
+	s.close() // a new client must not leave the old one's connections open
 	s.client = &http.Client{Transport: transport, Timeout: s.cfg.timeout}
 	return nil
 }
 
+// close closes the client's connections and forgets it. No request is in
+// flight (Librato serialises Write and Close), so every connection is idle.
 func (s *sender) close() {
 	if s.client != nil {
 		s.client.CloseIdleConnections()
+		s.client = nil
 	}
 }
+
+func (s *sender) connected() bool { return s.client != nil }
 
 // credentials reads the secrets once per flush, and destroys them at once:
 // the Authorization header and the copies kept to redact response text live
