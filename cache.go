@@ -1,7 +1,5 @@
 package librato
 
-import "strings"
-
 // The converter remembers the Librato name of every measurement field and
 // the source or tags of every tag set, so that a steady workload converts
 // without allocating. Unique tag values, names that never repeat or a
@@ -73,14 +71,15 @@ func (nc *nameCache) remember(names map[string]string, measurement, field, name 
 			cost += measurementEntryCost + len(measurement)
 		}
 	}
+	// The keys are the metric's own strings, not copies: inputs name their
+	// measurements and fields with constants, and a lookup with the very
+	// string the map holds skips comparing bytes. Their lengths are counted.
 	if names == nil {
 		names = make(map[string]string)
-		nc.byMeasurement[strings.Clone(measurement)] = names
+		nc.byMeasurement[measurement] = names
 		nc.used.add(0) // the measurement counts as an entry too
 	}
-	// A key sharing memory with a metric would keep the metric's buffers
-	// alive beyond what is counted; name is the converter's own.
-	names[strings.Clone(field)] = name
+	names[field] = name
 	nc.used.add(cost)
 	return names
 }

@@ -47,13 +47,14 @@ func (s *series) String() string {
 	return fmt.Sprintf("source %q", s.source)
 }
 
-// point is one Librato measurement: a gauge or, when count > 0, a summary.
+// point is one Librato measurement: a gauge, or a summary when summary is
+// set. Kept small (48 bytes): a flush handles one per field.
 type point struct {
-	name   string
-	series *series
-	time   int64
-	value  float64
-	summary
+	name    string
+	series  *series
+	time    int64
+	value   float64
+	summary *summary // in the converter's sums
 }
 
 type summary struct {
@@ -77,7 +78,8 @@ type converter struct {
 	series seriesCache
 	key    []byte // scratch: the series cache key of a metric
 	points []point
-	used   []bool // per field of a metric: part of a summary
+	sums   []summary // what the points' summaries point to
+	used   []bool    // per field of a metric: part of a summary
 	drops  dropLog
 }
 
@@ -114,6 +116,7 @@ func (c *converter) convert(metrics []telegraf.Metric) []point {
 		fields += len(m.FieldList())
 	}
 	c.points = slices.Grow(c.points[:0], fields) // one allocation, not log(n) copies
+	c.sums = c.sums[:0]
 	c.drops.reset()
 	for _, m := range metrics {
 		c.convertMetric(m)
@@ -130,6 +133,9 @@ func (c *converter) release() {
 	c.points = c.points[:0]
 	if cap(c.points) > retainedPoints {
 		c.points = nil
+	}
+	if cap(c.sums) > retainedPoints/8 {
+		c.sums = nil
 	}
 	if cap(c.used) > retainedFields {
 		c.used = nil

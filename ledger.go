@@ -68,8 +68,12 @@ func (l *ledger) key(p *point) uint64 {
 	h.WriteString(p.series.source)
 	h.WriteByte(0)
 	h.WriteString(p.series.tags)
-	for _, v := range []uint64{uint64(p.time), math.Float64bits(p.value), uint64(p.count),
-		math.Float64bits(p.sum), math.Float64bits(p.min), math.Float64bits(p.max), math.Float64bits(p.std)} {
+	var sm summary
+	if p.summary != nil {
+		sm = *p.summary
+	}
+	for _, v := range []uint64{uint64(p.time), math.Float64bits(p.value), uint64(sm.count),
+		math.Float64bits(sm.sum), math.Float64bits(sm.min), math.Float64bits(sm.max), math.Float64bits(sm.std)} {
 		var b [8]byte
 		binary.LittleEndian.PutUint64(b[:], v)
 		h.Write(b[:])

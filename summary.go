@@ -24,21 +24,24 @@ func (c *converter) appendSummaries(m telegraf.Metric, fields []*telegraf.Field,
 			continue
 		}
 		c.used[i], c.used[sumIdx] = true, true
-		p := point{series: s, time: t}
 		name := strings.TrimSuffix(prefix, "_")
 		if name == "" {
 			name = "value"
 		}
-		p.name, names = c.nameFor(names, m.Name(), name)
-		if problem := c.fillSummary(&p.summary, fields, prefix, f.Value, fields[sumIdx].Value); problem != "" {
+		name, names = c.nameFor(names, m.Name(), name)
+		var sm summary
+		if problem := c.fillSummary(&sm, fields, prefix, f.Value, fields[sumIdx].Value); problem != "" {
 			reason := reasonInvalidValue
-			if p.count == 0 {
+			if sm.count == 0 {
 				reason = reasonZeroCount
 			}
-			c.dropPoint(p.name, s, reason, problem)
+			c.dropPoint(name, s, reason, problem)
 			continue
 		}
-		c.points = append(c.points, p)
+		// A pointer into c.sums stays valid when append moves it: the old
+		// array lives on, unchanged, as long as points refer to it.
+		c.sums = append(c.sums, sm)
+		c.points = append(c.points, point{name: name, series: s, time: t, summary: &c.sums[len(c.sums)-1]})
 	}
 }
 
