@@ -44,7 +44,7 @@ const (
 
 // cpuRuns are the CPU benchmark results of one workload, one entry per run.
 type cpuRuns struct {
-	writeB, writeO, roB, roO, roNop []metrics
+	writeB, writeO, roB, roO []metrics
 }
 
 func main() {
@@ -69,7 +69,7 @@ func main() {
 	started := time.Now()
 	perWrite := benchkit.Hosts * benchkit.MetricsPerHost * *intervals
 	r := runner{log: os.Stderr}
-	b, o, gz, nop := benchkit.Builtin(), ours(""), ours("gzip"), benchkit.Nop()
+	b, o, gz := benchkit.Builtin(), ours(""), ours("gzip")
 	loads := []benchkit.Load{benchkit.Standard, benchkit.FleetLoad}
 
 	// The CPU benchmarks run count times, the plugins and workloads in
@@ -83,7 +83,6 @@ func main() {
 			c.writeO = append(c.writeO, r.bench(name+"/Write/ours", func(tb *testing.B) { benchkit.BenchWrite(tb, o, load) }))
 			c.roB = append(c.roB, r.bench(name+"/RunningOutput/builtin", func(tb *testing.B) { benchkit.BenchRunningOutput(tb, b, load) }))
 			c.roO = append(c.roO, r.bench(name+"/RunningOutput/ours", func(tb *testing.B) { benchkit.BenchRunningOutput(tb, o, load) }))
-			c.roNop = append(c.roNop, r.bench(name+"/RunningOutput/nop", func(tb *testing.B) { benchkit.BenchRunningOutput(tb, nop, load) }))
 		}
 		gzOs = append(gzOs, r.bench("standard/Gzip/gzip", func(tb *testing.B) { benchkit.BenchWrite(tb, gz, benchkit.Standard) }))
 	}
@@ -95,9 +94,11 @@ func main() {
 	heapO := r.heap(o, *flushes)
 	heldB := make([]int64, len(loads))
 	heldO := make([]int64, len(loads))
+	telegrafOnly := make([]float64, len(loads))
 	for i, load := range loads {
 		heldB[i] = r.held(b, load, *huge)
 		heldO[i] = r.held(o, load, *huge)
+		telegrafOnly[i] = r.overhead(load)
 	}
 	if r.err != nil {
 		fmt.Fprintf(os.Stderr, "librato-bench: %v\n", r.err)
@@ -117,7 +118,7 @@ func main() {
 	t := table{}
 	for i, load := range loads {
 		c := runs[i]
-		writeB, writeO, roB, roO, roNop := median(c.writeB), median(c.writeO), median(c.roB), median(c.roO), median(c.roNop)
+		writeB, writeO, roB, roO := median(c.writeB), median(c.writeO), median(c.roB), median(c.roO)
 		t.workload = load.Name
 		t.lower("CPU per gauge, one Write (ns, wall time of the flush)", writeB, writeO, benchkit.NsPerGauge, "%.0f")
 		t.lower("CPU per gauge, via RunningOutput (ns, wall time)", roB, roO, benchkit.NsPerGauge, "%.0f")
@@ -125,7 +126,7 @@ func main() {
 			fmt.Sprintf("≤ %.2f× built-in", maxCPURatio))
 		t.info("CPU per gauge, via RunningOutput (ns, getrusage)", roB, roO, benchkit.CPUNsPerGauge, "%.0f",
 			fmt.Sprintf("≤ %.2f× built-in", maxCPURatio))
-		t.ownShare(roB, roO, roNop)
+		t.ownShare(roB, roO, telegrafOnly[i])
 		t.limit("allocs per gauge, one Write", writeB, writeO, benchkit.AllocsPerGauge, "%.2f", maxAllocsPerG)
 		t.limit("allocs per gauge, via RunningOutput", roB, roO, benchkit.AllocsPerGauge, "%.2f", maxAllocsPerG)
 		t.limit("heap bytes per gauge, one Write", writeB, writeO, benchkit.BytesPerGauge, "%.0f", maxBytesPerG)
@@ -150,18 +151,20 @@ func main() {
 		"the same ~30 requests per Write for both plugins. The getrusage rows are the whole process's user+sys CPU over the same sections: "+
 		"where ours keeps 10 requests in flight on several cores, wall time is below its CPU time, so they are the stricter view.\n"+
 		"- Through RunningOutput each flush hands fresh metrics to AddMetricNoCopy (as the agent does with a single output), made outside the timer. "+
-		"Both plugins pay Telegraf's own per-metric work there; the \"telegraf only\" row is the same run with an output that does nothing, "+
+		"Then runtime.GC() collects what making them left, so it is not charged to the plugin (each plugin's own garbage is collected within its flushes). "+
+		"Both plugins pay Telegraf's own per-metric work there; the \"telegraf only\" row times %d such flushes into an output that does nothing, "+
 		"and the \"own share\" row subtracts it from both plugins (wall time).\n"+
 		"- allocs and bytes are the whole process's heap allocations (runtime.MemStats) over the timed sections, so they also include the sink's "+
 		"(about 20 allocations and ~5 KB per request in net/http's server).\n"+
 		"- Heap held: live heap (HeapAlloc after runtime.GC()) after one Write of %d metrics (metric_batch_size = %d) through RunningOutput to the sink, "+
-		"minus before it; the budget is the README's (two 16 MiB caches, 1.5 MiB of conversion buffers, 10 × 256 KiB request buffers).\n"+
+		"minus after Init and Connect: caches, retained buffers, idle connections. The budget is the README's (two 16 MiB caches, "+
+		"1.5 MiB of conversion buffers, 10 × 256 KiB request buffers; idle connections come on top, about 70 KiB each).\n"+
 		"- Throughput: one Write of %d metrics through RunningOutput (metric_batch_size = %d) per operation, to the fake API (JSON decoding and "+
 		"validation in-process); theoretical = concurrent_writes × measurements_per_request / latency (built-in: 1 × 300, ours: %d × %d). "+
 		"The fake's decoding runs on the same CPUs as the plugin, so the wait-only server (reads the body, sleeps, answers 200) "+
 		"is shown as a control; only the fake API rows are judged.\n"+
 		"- Heap in use: HeapInuse after runtime.GC() following flush 10 and flush %d of fresh metrics through RunningOutput to the sink.\n",
-		*count, *huge, *huge, perWrite, perWrite, benchkit.DefaultConcurrentWrites, benchkit.DefaultMeasurementsPerRequest, *flushes)
+		*count, overheadFlushes, *huge, *huge, perWrite, perWrite, benchkit.DefaultConcurrentWrites, benchkit.DefaultMeasurementsPerRequest, *flushes)
 	fmt.Fprintf(w, "\nlibrato-bench took %s.\n", time.Since(started).Round(time.Second))
 	if err := w.Flush(); err != nil {
 		os.Exit(1)
@@ -255,6 +258,25 @@ func (r *runner) heap(p benchkit.Plugin, flushes int) []uint64 {
 	return h
 }
 
+// overheadFlushes is the number of flushes TelegrafOverhead times.
+const overheadFlushes = 100
+
+func (r *runner) overhead(load benchkit.Load) float64 {
+	if r.err != nil {
+		return 0
+	}
+	start := time.Now()
+	fmt.Fprintf(r.log, "%s/RunningOutput/no-op output (%d flushes) ... ", load.Name, overheadFlushes)
+	ns, err := benchkit.TelegrafOverhead(load, overheadFlushes)
+	if err != nil {
+		fmt.Fprintln(r.log, "FAILED")
+		r.err = err
+		return 0
+	}
+	fmt.Fprintf(r.log, "done in %s\n", time.Since(start).Round(time.Millisecond))
+	return ns
+}
+
 func (r *runner) held(p benchkit.Plugin, load benchkit.Load, n int) int64 {
 	if r.err != nil {
 		return 0
@@ -293,8 +315,7 @@ func (t *table) add(metric, builtin, ours, ratio, target string, pass *bool) {
 
 // ownShare shows Telegraf's own cost through RunningOutput (a no-op
 // output) and each plugin's cost beyond it.
-func (t *table) ownShare(b, o, nop metrics) {
-	telegraf := nop[benchkit.NsPerGauge]
+func (t *table) ownShare(b, o metrics, telegraf float64) {
 	t.add("CPU per gauge, telegraf only: RunningOutput with a no-op output (ns, wall)", fmt.Sprintf("%.0f", telegraf),
 		fmt.Sprintf("%.0f", telegraf), "—", "—", nil)
 	ownB, ownO := b[benchkit.NsPerGauge]-telegraf, o[benchkit.NsPerGauge]-telegraf
@@ -304,7 +325,7 @@ func (t *table) ownShare(b, o, nop metrics) {
 
 // held is the heap held after one huge flush, judged against the budget.
 func (t *table) held(n int, b, o int64) {
-	t.add(fmt.Sprintf("heap held after a %d-metric flush (live heap after GC, minus before)", n),
+	t.add(fmt.Sprintf("heap held after a %d-metric flush (live heap after GC, minus after Connect)", n),
 		signedMiB(b), signedMiB(o), "—", "≤ "+mib(heldBudget), judged(o <= heldBudget))
 }
 
