@@ -211,9 +211,9 @@ func (c *converter) nameFor(names map[string]string, measurement, field string) 
 	if name, ok := names[field]; ok {
 		return name, names
 	}
-	name := measurement + "." + field
-	if field == "value" {
-		name = strings.Clone(measurement) // not the metric's memory
+	name := measurement
+	if field != "value" {
+		name = measurement + "." + field
 	}
 	name = c.shorten(sanitizeName(name), maxNameLen)
 	return name, c.names.remember(names, measurement, field, name)
@@ -259,8 +259,7 @@ func (c *converter) newSeries(m telegraf.Metric) *series {
 		return c.taggedSeries(m, override, hasOverride)
 	}
 	if hasOverride && override != "" {
-		// Cloned: the series outlives the metric whose tag this is.
-		return c.legacySeries(sanitizeName(strings.Clone(override)), fmt.Sprintf("tag %q", c.cfg.sourceOverrideTag))
+		return c.legacySeries(sanitizeName(override), fmt.Sprintf("tag %q", c.cfg.sourceOverrideTag))
 	}
 	tags := m.Tags()
 	if c.cfg.sourceOverrideTag != "" {
