@@ -37,6 +37,10 @@ func benchOurs(configure ...func(*Librato)) benchkit.Plugin {
 	}
 }
 
+// benchLoads are the two workloads of internal/benchkit: the standard
+// one and the fleet of cpu, mem, disk and net with bool and string fields.
+var benchLoads = []benchkit.Load{benchkit.Standard, benchkit.FleetLoad}
+
 func benchPlugins() []benchkit.Plugin {
 	return []benchkit.Plugin{benchkit.Builtin(), benchOurs()}
 }
@@ -51,16 +55,20 @@ func pluginKey(p benchkit.Plugin) string {
 // BenchmarkWrite is one Write of 1,000 metrics straight into the plugin,
 // posting to a discarding in-process server.
 func BenchmarkWrite(b *testing.B) {
-	for _, p := range benchPlugins() {
-		b.Run(pluginKey(p), func(b *testing.B) { benchkit.BenchWrite(b, p) })
+	for _, load := range benchLoads {
+		for _, p := range benchPlugins() {
+			b.Run(load.Name+"/"+pluginKey(p), func(b *testing.B) { benchkit.BenchWrite(b, p, load) })
+		}
 	}
 }
 
 // BenchmarkRunningOutput is the same flush driven by Telegraf's
 // models.RunningOutput: AddMetricNoCopy of fresh metrics, then Write.
 func BenchmarkRunningOutput(b *testing.B) {
-	for _, p := range benchPlugins() {
-		b.Run(pluginKey(p), func(b *testing.B) { benchkit.BenchRunningOutput(b, p) })
+	for _, load := range benchLoads {
+		for _, p := range benchPlugins() {
+			b.Run(load.Name+"/"+pluginKey(p), func(b *testing.B) { benchkit.BenchRunningOutput(b, p, load) })
+		}
 	}
 }
 
@@ -86,7 +94,7 @@ func BenchmarkThroughputSink(b *testing.B) {
 func BenchmarkGzip(b *testing.B) {
 	for _, enc := range []string{"identity", "gzip"} {
 		p := benchOurs(func(l *Librato) { l.ContentEncoding = enc })
-		b.Run(enc, func(b *testing.B) { benchkit.BenchWrite(b, p) })
+		b.Run(enc, func(b *testing.B) { benchkit.BenchWrite(b, p, benchkit.Standard) })
 	}
 }
 

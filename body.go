@@ -10,10 +10,19 @@ import (
 	"sync/atomic"
 )
 
+// maxPooledBody is the largest request buffer kept for reuse: a request of
+// 300 measurements of the longest usual names and tag sets. Bigger bodies
+// (up to maxBodyBytes) are let go after their request, so the pool holds at
+// most concurrent_writes × 256 KiB however large the flushes are.
+const maxPooledBody = 256 << 10
+
 // encode fills a pooled payload with the body for pts.
 func (s *sender) encode(pts []point, tagged bool) (*payload, error) {
 	p := s.bufs.Get().(*payload)
 	p.refs.Store(1)
+	if cap(p.json) == 0 {
+		p.json = make([]byte, 0, min(estimatedBody(pts), maxPooledBody)) // not a dozen doublings
+	}
 	if tagged {
 		p.json = encodeTagged(p.json[:0], pts)
 	} else {
@@ -59,7 +68,7 @@ type payload struct {
 }
 
 func (p *payload) release() {
-	if p.refs.Add(-1) == 0 {
+	if p.refs.Add(-1) == 0 && cap(p.json)+cap(p.zipped) <= maxPooledBody {
 		p.pool.Put(p)
 	}
 }

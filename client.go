@@ -116,6 +116,7 @@ func (s *sender) connect() error {
 		TLSHandshakeTimeout:   s.cfg.timeout,
 		ResponseHeaderTimeout: s.cfg.timeout,
 	}
+	s.close() // a new client must not leave the old one's connections open
 	s.client = &http.Client{Transport: transport, Timeout: s.cfg.timeout, CheckRedirect: neverFollow}
 	return nil
 }
@@ -124,11 +125,16 @@ func (s *sender) connect() error {
 // the POST into a bodyless GET and could take the credentials elsewhere.
 func neverFollow(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
+// close closes the client's connections and forgets it. No request is in
+// flight (Librato serialises Write and Close), so every connection is idle.
 func (s *sender) close() {
 	if s.client != nil {
 		s.client.CloseIdleConnections()
+		s.client = nil
 	}
 }
+
+func (s *sender) connected() bool { return s.client != nil }
 
 // credentials reads the secrets once per flush, and destroys them at once:
 // the Authorization header and the copies kept to redact response text live

@@ -10,10 +10,14 @@ import (
 	"github.com/influxdata/telegraf/plugins/serializers/graphite"
 )
 
-// maxCacheEntries bounds the name and series caches. A Telegraf agent has a
-// few thousand distinct series at most; past this the caches start over
-// rather than grow without limit when tags carry unbounded values.
-const maxCacheEntries = 100_000
+// Conversion buffers are kept between flushes up to these sizes (about
+// 1.5 MiB of points, enough for a flush of several thousand metrics);
+// a larger flush gets buffers of its own, let go when it is done, so that
+// one huge flush does not stay on the heap for good.
+const (
+	retainedPoints = 32 << 10
+	retainedFields = 1 << 10
+)
 
 type converterConfig struct {
 	tagged            bool
@@ -43,13 +47,14 @@ func (s *series) String() string {
 	return fmt.Sprintf("source %q", s.source)
 }
 
-// point is one Librato measurement: a gauge or, when count > 0, a summary.
+// point is one Librato measurement: a gauge, or a summary when summary is
+// set. Kept small (48 bytes): a flush handles one per field.
 type point struct {
-	name   string
-	series *series
-	time   int64
-	value  float64
-	summary
+	name    string
+	series  *series
+	time    int64
+	value   float64
+	summary *summary // in the converter's sums
 }
 
 type summary struct {
@@ -69,23 +74,19 @@ type converter struct {
 	log       telegraf.Logger
 	stats     *stats
 
-	names  map[string]map[string]string // measurement → field → name
-	nNames int
-	series map[string]*series
-	key    []byte
+	names  nameCache
+	series seriesCache
+	key    []byte // scratch: the series cache key of a metric
 	points []point
-	used   []bool
+	sums   []summary // what the points' summaries point to
+	used   []bool    // per field of a metric: part of a summary
 	drops  dropLog
 }
 
 func newConverter(cfg converterConfig, st *stats, log telegraf.Logger) (*converter, error) {
-	c := &converter{
-		cfg:    cfg,
-		log:    log,
-		stats:  st,
-		names:  make(map[string]map[string]string),
-		series: make(map[string]*series),
-	}
+	c := &converter{cfg: cfg, log: log, stats: st}
+	c.names.startOver()
+	c.series.startOver()
 	if len(cfg.tagsInclude) > 0 || len(cfg.tagsExclude) > 0 {
 		f, err := filter.NewIncludeExcludeFilter(cfg.tagsInclude, cfg.tagsExclude)
 		if err != nil {
@@ -108,19 +109,40 @@ func newConverter(cfg converterConfig, st *stats, log telegraf.Logger) (*convert
 }
 
 // convert returns the points of all metrics. The slice is reused by the next
-// call.
+// call; release it with release when the flush is done with it.
 func (c *converter) convert(metrics []telegraf.Metric) []point {
 	fields := 0
 	for _, m := range metrics {
 		fields += len(m.FieldList())
 	}
 	c.points = slices.Grow(c.points[:0], fields) // one allocation, not log(n) copies
+	c.sums = c.sums[:0]
 	c.drops.reset()
 	for _, m := range metrics {
 		c.convertMetric(m)
 	}
 	c.drops.flush(c.log)
 	return c.points
+}
+
+// release ends a flush's use of the points: it drops their references
+// (which may hold series and names the caches have since forgotten) and
+// lets go of buffers larger than the retained sizes.
+func (c *converter) release() {
+	clear(c.points)
+	c.points = c.points[:0]
+	if cap(c.points) > retainedPoints {
+		c.points = nil
+	}
+	if cap(c.sums) > retainedPoints/8 {
+		c.sums = nil
+	}
+	if cap(c.used) > retainedFields {
+		c.used = nil
+	}
+	if cap(c.key) > maxCachedEntryBytes {
+		c.key = nil
+	}
 }
 
 func (c *converter) convertMetric(m telegraf.Metric) {
@@ -142,7 +164,7 @@ func (c *converter) convertMetric(m telegraf.Metric) {
 	if c.cfg.summaries {
 		c.appendSummaries(m, fields, s, t)
 	}
-	names := c.namesOf(m.Name())
+	names := c.names.fields(m.Name())
 	for i, f := range fields {
 		if c.used[i] {
 			continue
@@ -157,7 +179,8 @@ func (c *converter) convertMetric(m telegraf.Metric) {
 			}
 			continue
 		}
-		name := c.nameFor(names, m.Name(), f.Key)
+		var name string
+		name, names = c.nameFor(names, m.Name(), f.Key)
 		if name == "" {
 			c.dropPoint(name, s, reasonEmptyName, "the metric has no name (Librato requires one)")
 			continue
@@ -187,34 +210,19 @@ func toFloat(v any) (float64, bool) {
 	return 0, false
 }
 
-// namesOf returns the name cache of one measurement.
-func (c *converter) namesOf(measurement string) map[string]string {
-	names, ok := c.names[measurement]
-	if !ok {
-		if c.nNames >= maxCacheEntries {
-			clear(c.names)
-			c.nNames = 0
-		}
-		names = make(map[string]string)
-		c.names[measurement] = names
-	}
-	return names
-}
-
 // nameFor returns the Librato name of a field: "measurement.field", or the
-// measurement alone for a field called "value".
-func (c *converter) nameFor(names map[string]string, measurement, field string) string {
+// measurement alone for a field called "value". names is the measurement's
+// name cache, as nameCache.fields or the previous nameFor returned it.
+func (c *converter) nameFor(names map[string]string, measurement, field string) (string, map[string]string) {
 	if name, ok := names[field]; ok {
-		return name
+		return name, names
 	}
 	name := measurement
 	if field != "value" {
 		name = measurement + "." + field
 	}
 	name = c.shorten(sanitizeName(name), maxNameLen)
-	names[field] = name
-	c.nNames++
-	return name
+	return name, c.names.remember(names, measurement, field, name)
 }
 
 func (c *converter) shorten(s string, limit int) string {
@@ -228,18 +236,23 @@ func (c *converter) shorten(s string, limit int) string {
 
 // seriesFor returns the cached series of the metric's tag set.
 func (c *converter) seriesFor(m telegraf.Metric) *series {
+	tags := m.TagList()
+	size := 0
+	for _, t := range tags {
+		size += len(t.Key) + len(t.Value) + 2
+	}
+	if size > maxCachedEntryBytes {
+		return c.newSeries(m) // would not be cached: skip copying the key
+	}
 	c.key = c.key[:0]
-	for _, t := range m.TagList() {
+	for _, t := range tags {
 		c.key = append(append(append(append(c.key, t.Key...), 0), t.Value...), 0)
 	}
-	if s, ok := c.series[string(c.key)]; ok {
+	if s, ok := c.series.get(c.key); ok {
 		return s
 	}
 	s := c.newSeries(m)
-	if len(c.series) >= maxCacheEntries {
-		clear(c.series)
-	}
-	c.series[string(c.key)] = s
+	c.series.remember(c.key, s)
 	return s
 }
 

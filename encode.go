@@ -26,8 +26,8 @@ func encodeLegacy(buf []byte, pts []point) []byte {
 		buf = append(buf, `","source":"`...)
 		buf = append(buf, p.series.source...)
 		buf = append(buf, '"')
-		if p.count > 0 {
-			buf = appendLegacySummary(buf, &p.summary)
+		if p.summary != nil {
+			buf = appendLegacySummary(buf, p.summary)
 		} else {
 			buf = append(buf, `,"value":`...)
 			buf = appendFloat(buf, p.value)
@@ -89,8 +89,8 @@ func encodeTagged(buf []byte, pts []point) []byte {
 			buf = append(buf, `,"tags":`...)
 			buf = append(buf, p.series.tags...)
 		}
-		if p.count > 0 {
-			buf = appendTaggedSummary(buf, &p.summary)
+		if p.summary != nil {
+			buf = appendTaggedSummary(buf, p.summary)
 		} else {
 			buf = append(buf, `,"value":`...)
 			buf = appendFloat(buf, p.value)
@@ -137,8 +137,17 @@ func appendTagObject(buf []byte, pairs [][2]string) []byte {
 // under Librato's size limit without encoding twice.
 func encodedSize(p *point) int {
 	n := len(p.name) + len(p.series.source) + len(p.series.tags) + 80
-	if p.count > 0 {
+	if p.summary != nil {
 		n += 120
+	}
+	return n
+}
+
+// estimatedBody is the buffer size to start a body for pts with.
+func estimatedBody(pts []point) int {
+	n := 64
+	for i := range pts {
+		n += encodedSize(&pts[i])
 	}
 	return n
 }

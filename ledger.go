@@ -4,17 +4,20 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"math"
+	"slices"
 )
 
 // ledger remembers which measurements of a failed flush were settled, so
-// the retry of the same metrics skips them. It holds at most one flush.
+// the retry of the same metrics skips them. It holds at most one flush, and
+// of it only the settled measurements: 8 bytes each, a sorted slice of
+// their keys.
 type ledger struct {
 	// pendingTagged: the API of the failed flush whose settled
 	// measurements the ledger holds.
 	pendingTagged bool
 
 	seed maphash.Seed
-	done map[uint64]struct{}
+	done []uint64
 }
 
 func (l *ledger) reset() { l.done = nil }
@@ -33,7 +36,7 @@ func (l *ledger) skipSettled(pts []point, st *stats) ([]point, []uint64) {
 	kept := pts[:0]
 	for _, p := range pts {
 		key := l.key(&p)
-		if _, ok := l.done[key]; ok {
+		if _, ok := slices.BinarySearch(l.done, key); ok {
 			carried = append(carried, key)
 			continue
 		}
@@ -44,15 +47,20 @@ func (l *ledger) skipSettled(pts []point, st *stats) ([]point, []uint64) {
 }
 
 func (l *ledger) record(pts []point, settled []bool, carried []uint64) {
-	done := make(map[uint64]struct{}, len(carried)+len(pts))
-	for _, k := range carried {
-		done[k] = struct{}{}
-	}
-	for i := range pts {
-		if settled[i] {
-			done[l.key(&pts[i])] = struct{}{}
+	n := len(carried)
+	for _, ok := range settled {
+		if ok {
+			n++
 		}
 	}
+	done := make([]uint64, 0, n) // exactly the settled ones, not the flush
+	done = append(done, carried...)
+	for i := range pts {
+		if settled[i] {
+			done = append(done, l.key(&pts[i]))
+		}
+	}
+	slices.Sort(done)
 	l.done = done
 }
 
@@ -68,8 +76,12 @@ func (l *ledger) key(p *point) uint64 {
 	h.WriteString(p.series.source)
 	h.WriteByte(0)
 	h.WriteString(p.series.tags)
-	for _, v := range []uint64{uint64(p.time), math.Float64bits(p.value), uint64(p.count),
-		math.Float64bits(p.sum), math.Float64bits(p.min), math.Float64bits(p.max), math.Float64bits(p.std)} {
+	var sm summary
+	if p.summary != nil {
+		sm = *p.summary
+	}
+	for _, v := range []uint64{uint64(p.time), math.Float64bits(p.value), uint64(sm.count),
+		math.Float64bits(sm.sum), math.Float64bits(sm.min), math.Float64bits(sm.max), math.Float64bits(sm.std)} {
 		var b [8]byte
 		binary.LittleEndian.PutUint64(b[:], v)
 		h.Write(b[:])

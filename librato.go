@@ -72,10 +72,12 @@ type Librato struct {
 	sender *sender
 	stats  *stats
 
-	// writeMu serialises Write calls: the converter's buffers and the
-	// delivery ledger belong to one flush at a time.
-	writeMu sync.Mutex
-	ledger  ledger
+	// mu serialises Connect, Write and Close: the converter's buffers, the
+	// delivery ledger and the HTTP client belong to one of them at a time.
+	// Telegraf never overlaps them; where something else does, Connect and
+	// Close wait for the Write in flight, which retry_budget bounds.
+	mu     sync.Mutex
+	ledger ledger
 }
 
 func (*Librato) SampleConfig() string {
@@ -271,12 +273,15 @@ func (l *Librato) senderConfig(eps endpoints) senderConfig {
 	}
 }
 
-// Connect builds the HTTP client. It does no network I/O: Telegraf aborts
-// startup on a Connect error, and an unreachable API must not do that.
+// Connect builds the HTTP client, closing the connections of the previous
+// one. It does no network I/O: Telegraf aborts startup on a Connect error,
+// and an unreachable API must not do that.
 func (l *Librato) Connect() error {
 	if l.sender == nil {
-		return errors.New("plugin not initialised")
+		return errNotInitialised
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	return l.sender.connect()
 }
 
@@ -288,8 +293,14 @@ func (l *Librato) Write(metrics []telegraf.Metric) error {
 	if len(metrics) == 0 {
 		return nil
 	}
-	l.writeMu.Lock()
-	defer l.writeMu.Unlock()
+	if l.sender == nil {
+		return errNotInitialised
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.sender.connected() {
+		return errors.New("not connected: Connect was not called, or Close was")
+	}
 
 	start := time.Now()
 	// A failed flush's retry goes to the API that flush used: its settled
@@ -317,21 +328,29 @@ func (l *Librato) Write(metrics []telegraf.Metric) error {
 }
 
 func (l *Librato) deliver(metrics []telegraf.Metric, tagged bool, start time.Time) error {
-	points := l.conv[index(tagged)].convert(metrics)
+	conv := l.conv[index(tagged)]
+	points := conv.convert(metrics)
 	ep := l.sender.cfg.endpoints.legacy
 	if tagged {
 		ep = l.sender.cfg.endpoints.tagged
 	}
-	return l.sender.deliver(points, &l.ledger, ep, start)
+	err := l.sender.deliver(points, &l.ledger, ep, start)
+	conv.release()
+	return err
 }
 
-// Close releases idle connections.
+// Close closes the HTTP client's connections; Connect opens it again.
 func (l *Librato) Close() error {
-	if l.sender != nil {
-		l.sender.close()
+	if l.sender == nil {
+		return nil
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sender.close()
 	return nil
 }
+
+var errNotInitialised = errors.New("plugin not initialised: Init was not called or failed")
 
 func newLibrato() *Librato {
 	return &Librato{

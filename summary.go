@@ -13,7 +13,7 @@ import (
 // named after the measurement, or "measurement.x". The fields of a group are
 // marked in c.used so they do not also become gauges.
 func (c *converter) appendSummaries(m telegraf.Metric, fields []*telegraf.Field, s *series, t int64) {
-	names := c.namesOf(m.Name())
+	names := c.names.fields(m.Name())
 	for i, f := range fields {
 		prefix, ok := strings.CutSuffix(f.Key, "count")
 		if !ok || prefix != "" && !strings.HasSuffix(prefix, "_") {
@@ -24,25 +24,28 @@ func (c *converter) appendSummaries(m telegraf.Metric, fields []*telegraf.Field,
 			continue
 		}
 		c.used[i], c.used[sumIdx] = true, true
-		p := point{series: s, time: t}
 		name := strings.TrimSuffix(prefix, "_")
 		if name == "" {
 			name = "value"
 		}
-		p.name = c.nameFor(names, m.Name(), name)
-		if p.name == "" {
-			c.dropPoint(p.name, s, reasonEmptyName, "the metric has no name (Librato requires one)")
+		name, names = c.nameFor(names, m.Name(), name)
+		if name == "" {
+			c.dropPoint(name, s, reasonEmptyName, "the metric has no name (Librato requires one)")
 			continue
 		}
-		if problem := c.fillSummary(&p.summary, fields, prefix, f.Value, fields[sumIdx].Value); problem != "" {
+		var sm summary
+		if problem := c.fillSummary(&sm, fields, prefix, f.Value, fields[sumIdx].Value); problem != "" {
 			reason := reasonInvalidValue
-			if p.count == 0 {
+			if sm.count == 0 {
 				reason = reasonZeroCount
 			}
-			c.dropPoint(p.name, s, reason, problem)
+			c.dropPoint(name, s, reason, problem)
 			continue
 		}
-		c.points = append(c.points, p)
+		// A pointer into c.sums stays valid when append moves it: the old
+		// array lives on, unchanged, as long as points refer to it.
+		c.sums = append(c.sums, sm)
+		c.points = append(c.points, point{name: name, series: s, time: t, summary: &c.sums[len(c.sums)-1]})
 	}
 }
 

@@ -98,8 +98,8 @@ func Run(f func(*testing.B)) (testing.BenchmarkResult, error) {
 // of 1,000 metrics, 9,000 gauges) straight into the plugin, posting to a
 // Sink: conversion, encoding and the HTTP client side, plus the sink's
 // minimal request handling.
-func BenchWrite(b *testing.B, p Plugin) {
-	sink, out, ms, gauges := openOnSink(b, p)
+func BenchWrite(b *testing.B, p Plugin, load Load) {
+	sink, out, ms, gauges := openOnSink(b, p, load)
 	defer sink.Close()
 	defer out.Close()
 
@@ -129,10 +129,10 @@ func BenchWrite(b *testing.B, p Plugin) {
 
 // openOnSink stops the timer and opens the plugin on a new Sink, with the
 // workload it will write and its gauge count.
-func openOnSink(b *testing.B, p Plugin) (*Sink, *Output, []telegraf.Metric, int) {
+func openOnSink(b *testing.B, p Plugin, load Load) (*Sink, *Output, []telegraf.Metric, int) {
 	b.StopTimer()
 	sink := NewSink()
-	ms := Workload(Hosts, Now())
+	ms := load.Metrics(Hosts, Now())
 	out, err := Open(p, sink.URL(), len(ms))
 	if err != nil {
 		sink.Close()
@@ -143,22 +143,28 @@ func openOnSink(b *testing.B, p Plugin) (*Sink, *Output, []telegraf.Metric, int)
 
 // BenchRunningOutput measures the workload going through Telegraf's
 // models.RunningOutput as the agent drives it: AddMetricNoCopy of every
-// metric, then Write. Each operation gets fresh metrics from the next
-// collection interval, made while the timer is stopped.
-func BenchRunningOutput(b *testing.B, p Plugin) {
-	sink, out, ms, gauges := openOnSink(b, p)
+// metric, then Write. Each operation gets the metrics of the next
+// collection interval, made with metric.New as inputs make them (fields in
+// map order, every value boxed anew) while the timer is stopped, followed
+// by a garbage collection so that collecting what their making left is not
+// charged to the plugin; each plugin's own garbage is collected, when it
+// calls for it, within the timed flushes.
+func BenchRunningOutput(b *testing.B, p Plugin, load Load) {
+	sink, out, ms, gauges := openOnSink(b, p, load)
 	defer sink.Close()
 	defer out.Close()
-	if err := out.Flush(Shift(ms, 0)); err != nil {
+	if err := out.Flush(ms); err != nil {
 		fail(b, fmt.Errorf("%s: warm-up flush: %w", p.Name, err))
 	}
 	sink.Reset()
+	start := ms[0].Time()
 
 	b.ReportAllocs()
 	b.ResetTimer()
 	m := meter{b: b}
 	for i := 0; i < b.N; i++ {
-		batch := Shift(ms, time.Duration(i+1)*Interval)
+		batch := load.Metrics(Hosts, start.Add(time.Duration(i+1)*Interval))
+		runtime.GC() // the making of batch calls for one; it is not the plugin's
 		m.start()
 		err := out.Flush(batch)
 		m.stop()
@@ -285,4 +291,72 @@ func HeapAfterFlushes(p Plugin, flushes int) ([]uint64, error) {
 		heap[i] = st.HeapInuse
 	}
 	return heap, nil
+}
+
+// HeldAfterFlush opens p on a Sink inside a RunningOutput with
+// metric_batch_size = n, writes one flush of n metrics (n/1,000 successive
+// intervals of load) and returns how much more heap is live after it and a
+// garbage collection than after Open: what the plugin keeps of a huge flush
+// (caches, buffers, idle connections).
+func HeldAfterFlush(p Plugin, load Load, n int) (int64, error) {
+	sink := NewSink()
+	defer sink.Close()
+	out, err := Open(p, sink.URL(), n)
+	if err != nil {
+		return 0, err
+	}
+	defer out.Close()
+	before := liveHeap()
+	if err := flushIntervals(out, load, n, Now()); err != nil {
+		return 0, fmt.Errorf("%s: flush of %d metrics: %w", p.Name, n, err)
+	}
+	after := liveHeap()
+	runtime.KeepAlive(out)
+	return int64(after) - int64(before), nil
+}
+
+// TelegrafOverhead is BenchRunningOutput's ns/gauge for an output that does
+// nothing (Nop), over flushes flushes: Telegraf's own cost per gauge, which
+// both plugins pay there. It is measured without testing.Benchmark, whose
+// one-second target would make thousands of flushes of this almost free
+// output, each with its metrics made and collected untimed.
+func TelegrafOverhead(load Load, flushes int) (float64, error) {
+	start := Now()
+	out, err := Open(Nop(), "", len(load.Metrics(Hosts, start)))
+	if err != nil {
+		return 0, err
+	}
+	defer out.Close()
+	var timed time.Duration
+	gauges := 0
+	for i := range flushes {
+		batch := load.Metrics(Hosts, start.Add(time.Duration(i)*Interval))
+		gauges += Gauges(batch)
+		runtime.GC()
+		t := time.Now()
+		err := out.Flush(batch)
+		timed += time.Since(t)
+		if err != nil {
+			return 0, err
+		}
+	}
+	return float64(timed.Nanoseconds()) / float64(gauges), nil
+}
+
+// flushIntervals hands n metrics of successive intervals of load to out
+// and writes them in one flush; none of them is reachable afterwards.
+func flushIntervals(out *Output, load Load, n int, start time.Time) error {
+	for i := 0; out.BufferLength() < n; i++ {
+		for _, m := range load.Metrics(Hosts, start.Add(time.Duration(i)*Interval)) {
+			out.AddMetricNoCopy(m)
+		}
+	}
+	return out.Write()
+}
+
+func liveHeap() uint64 {
+	runtime.GC()
+	var st runtime.MemStats
+	runtime.ReadMemStats(&st)
+	return st.HeapAlloc
 }

@@ -58,3 +58,50 @@ func TestSink(t *testing.T) {
 		t.Error("Reset must zero the counters")
 	}
 }
+
+func TestFleet(t *testing.T) {
+	at := time.Unix(1_800_000_000, 0)
+	ms := Fleet(Hosts, at)
+	if len(ms) != Hosts*FleetMetricsPerHost {
+		t.Fatalf("got %d metrics, want %d", len(ms), Hosts*FleetMetricsPerHost)
+	}
+	if got := Gauges(ms); got != 9600 {
+		t.Errorf("got %d gauges, want 9600", got)
+	}
+	types := map[string]int{}
+	names := map[string]int{}
+	for _, m := range ms {
+		names[m.Name()]++
+		if _, ok := m.GetTag("host"); !ok {
+			t.Fatalf("%s metric without host tag", m.Name())
+		}
+		for _, f := range m.FieldList() {
+			switch f.Value.(type) {
+			case float64:
+				types["float"]++
+			case int64:
+				types["int64"]++
+			case uint64:
+				types["uint64"]++
+			case bool:
+				types["bool"]++
+			case string:
+				types["string"]++
+				if m.Name() != "disk" {
+					t.Errorf("string field %s on %s", f.Key, m.Name())
+				}
+			}
+		}
+	}
+	for _, typ := range []string{"float", "int64", "uint64", "bool"} {
+		if types[typ] == 0 {
+			t.Errorf("no %s field", typ)
+		}
+	}
+	if types["string"] != names["disk"] {
+		t.Errorf("%d string fields for %d disk metrics, want one each", types["string"], names["disk"])
+	}
+	if len(names) != 4 || names["cpu"] == 0 || names["mem"] == 0 || names["disk"] == 0 || names["net"] == 0 {
+		t.Errorf("measurements %v, want cpu, mem, disk, net", names)
+	}
+}

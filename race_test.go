@@ -1,0 +1,5 @@
+//go:build race
+
+package librato
+
+const raceEnabled = true
