@@ -58,6 +58,9 @@ type Librato struct {
 	ExtraTags   map[string]string `toml:"extra_tags"`
 	Summaries   bool              `toml:"summaries"`
 
+	MaxNewSeries       int             `toml:"max_new_series"`
+	MaxNewSeriesPeriod config.Duration `toml:"max_new_series_period"`
+
 	MeasurementsPerRequest int             `toml:"measurements_per_request"`
 	ConcurrentWrites       int             `toml:"concurrent_writes"`
 	Timeout                config.Duration `toml:"timeout"`
@@ -78,6 +81,11 @@ type Librato struct {
 	// delivery ledger belong to one flush at a time.
 	writeMu sync.Mutex
 	ledger  ledger
+
+	// The screens between conversion and delivery (screen.go), also
+	// guarded by writeMu.
+	guard      *seriesGuard // nil unless max_new_series is set
+	collisions collisionFinder
 }
 
 func (*Librato) SampleConfig() string {
@@ -104,6 +112,9 @@ func (l *Librato) Init() error {
 	l.stats = newStats(endpoint.Redacted())
 	l.conv, err = newConverter(l.converterConfig(), l.stats, l.Log)
 	if err != nil {
+		return err
+	}
+	if err := l.initScreens(); err != nil {
 		return err
 	}
 	l.sender, err = newSender(l.senderConfig(endpoint), l.stats, l.Log)
@@ -260,8 +271,10 @@ func (l *Librato) Write(metrics []telegraf.Metric) error {
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
 
-	points := l.conv.convert(metrics)
-	return l.sender.deliver(points, &l.ledger)
+	points := l.screen(metrics, l.conv.convert(metrics), l.API == apiTagged)
+	err := l.sender.deliver(points, &l.ledger)
+	l.settleScreens(err == nil)
+	return err
 }
 
 // Close releases idle connections.
