@@ -2,6 +2,7 @@ package librato
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"testing"
@@ -304,3 +305,43 @@ type quietLogger struct{ testutil.Logger }
 
 func (quietLogger) Warnf(string, ...any) {}
 func (quietLogger) Warn(...any)          {}
+
+// TestCollisionCountMatchesBruteForce compares the finder's count with a
+// plain count of (name, series key, second) on random flushes: runs of
+// metrics that share tags or not, fields in any order, names equal in text
+// but not in memory, measurements sharing names, duplicates.
+func TestCollisionCountMatchesBruteForce(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	st := newStats("collisions-brute-force")
+	f := newCollisionFinder("host", "", st, quietLogger{})
+	measurements := []string{"cpu", "disk", "disk.io", "mem"}
+	fields := []string{"a", "b", "c", "d", "e"}
+	sources := []*series{{source: "h1"}, {source: "h1"}, {source: "h2"}, {source: "h1", tags: "x"}}
+	for round := range 300 {
+		var pts []point
+		for range rng.IntN(40) + 1 {
+			m := measurements[rng.IntN(len(measurements))]
+			s := sources[rng.IntN(len(sources))]
+			tm := int64(1790000000 + rng.IntN(2))
+			for _, i := range rng.Perm(len(fields))[:rng.IntN(len(fields))+1] {
+				name := m + "." + fields[i]
+				if rng.IntN(4) == 0 {
+					name = strings.Clone(name)
+				}
+				pts = append(pts, point{name: name, series: s, time: tm})
+			}
+		}
+		for _, tagged := range []bool{false, true} {
+			want, seen := 0, map[string]bool{}
+			for _, p := range pts {
+				k := fmt.Sprint(p.name, "\x00", seriesKeyOf(p.series, tagged), "\x00", p.time)
+				if seen[k] {
+					want++
+				}
+				seen[k] = true
+			}
+			f.find(nil, pts, tagged, nil)
+			require.Equal(t, want, f.collapsed, "round %d, tagged %v", round, tagged)
+		}
+	}
+}
