@@ -88,7 +88,6 @@ func (f *collisionFinder) find(metrics []telegraf.Metric, pts []point, tagged bo
 	if len(pts) < 2 {
 		return
 	}
-	f.names.startFlush()
 	clear(f.groups)
 	f.nGroups, f.live, f.points = 0, false, len(pts)
 	names := f.names

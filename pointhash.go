@@ -53,7 +53,7 @@ const (
 	// nameMemoSize is the number of name strings whose hashes are kept: a
 	// flush has a few hundred distinct names.
 	nameMemoSize = 1024
-	// maxCanonNames bounds the distinct names remembered between flushes.
+	// maxCanonNames bounds the distinct names remembered.
 	maxCanonNames = 1 << 14
 )
 
@@ -124,20 +124,17 @@ func (m *nameMemo) lookup(s string) *name {
 	if n := m.canon[h]; n != nil {
 		return n
 	}
+	if len(m.canon) >= maxCanonNames {
+		// Start over, memo included, which points at the names. Names
+		// handed out before stay valid; a run of points that straddles
+		// this may miss a name it has twice.
+		clear(m.canon)
+		m.memo = [nameMemoSize]memoEntry{}
+	}
 	prefix, _, _ := strings.Cut(s, ".")
 	n := &name{hash: h, prefix: nameHash(m.seed, prefix), run: -1}
 	m.canon[h] = n
 	return n
-}
-
-// startFlush starts the canonical names over when they exceed their bound,
-// and with them the memo, which points at them.
-func (m *nameMemo) startFlush() {
-	if len(m.canon) < maxCanonNames {
-		return
-	}
-	clear(m.canon)
-	m.memo = [nameMemoSize]memoEntry{}
 }
 
 // nameHash hashes a name eight bytes at a time with a multiply per word;

@@ -150,7 +150,6 @@ func (g *seriesGuard) screen(pts []point, tagged bool) []point {
 	if len(pts) == 0 {
 		return pts
 	}
-	g.names.startFlush()
 	if !g.primed || tagged != g.tagged {
 		g.seen.reset()
 		for i := range pts {
