@@ -21,7 +21,7 @@ func seriesKeyOf(s *series, tagged bool) string {
 
 // seriesMemoSize is the number of series whose hashes are kept: a few
 // times the series of a large flush.
-const seriesMemoSize = 4096
+const seriesMemoSize = 2048
 
 // seriesMemo hashes series keys, remembering the hashes of the series it
 // saw last by their address: the converter keeps one series per tag set,
@@ -36,7 +36,7 @@ type seriesMemo struct {
 }
 
 func (m *seriesMemo) hash(s *series, tagged bool) uint64 {
-	e := &m.memo[uint64(uintptr(unsafe.Pointer(s)))*0x9e3779b97f4a7c15>>(64-12)] // seriesMemoSize
+	e := &m.memo[uint64(uintptr(unsafe.Pointer(s)))*0x9e3779b97f4a7c15>>(64-11)] // seriesMemoSize
 	if e.s != s || e.tagged != tagged {
 		e.s, e.tagged, e.hash = s, tagged, maphash.String(m.seed, seriesKeyOf(s, tagged))
 	}
