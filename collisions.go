@@ -361,7 +361,8 @@ func (f *collisionFinder) advice(g *collision, tagged bool) string {
 					g.culprits[0].measurement, c.measurement)
 			}
 		}
-		return "Their tags are identical: the same metric was sent twice for one second (a duplicated input, or an interval under 1s)."
+		return "Their tags are identical: the same metric was sent more than once for one second " +
+			"(a duplicated input, an interval under 1s, or a timestamp that does not change)."
 	}
 	keys := make([]string, len(spreads))
 	for i, s := range spreads {
