@@ -332,3 +332,11 @@ func BenchmarkSeriesGuard(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(pts)), "ns/gauge")
 }
+
+func TestSeriesGuardSettingsLoad(t *testing.T) {
+	out := loadOutput(t, "https://metrics-api.librato.com/v1/metrics", "max_new_series = 500\nmax_new_series_period = \"30m\"")
+	g := out.Output.(*Librato).guard
+	require.NotNil(t, g)
+	require.Equal(t, 500, g.window.limit)
+	require.Equal(t, 30*time.Minute, g.period)
+}
