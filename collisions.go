@@ -311,8 +311,11 @@ func (f *collisionFinder) warn(tagged bool) {
 		if tagged {
 			where = fmt.Sprintf("at %d with tags %s", g.time, g.key)
 		}
-		if len(g.culprits) > 1 {
-			where += fmt.Sprintf(" from %d metrics", len(g.culprits))
+		switch n := len(g.culprits); {
+		case n == maxCulprits:
+			where += fmt.Sprintf(" from %d metrics or more", n)
+		case n > 1:
+			where += fmt.Sprintf(" from %d metrics", n)
 		}
 		advice := f.advice(g, tagged)
 		l := byText[where+advice]
