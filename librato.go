@@ -52,6 +52,9 @@ type Librato struct {
 	ExtraTags   map[string]string `toml:"extra_tags"`
 	Summaries   bool              `toml:"summaries"`
 
+	MaxNewSeries       int             `toml:"max_new_series"`
+	MaxNewSeriesPeriod config.Duration `toml:"max_new_series_period"`
+
 	MeasurementsPerRequest int             `toml:"measurements_per_request"`
 	ConcurrentWrites       int             `toml:"concurrent_writes"`
 	Timeout                config.Duration `toml:"timeout"`
@@ -78,6 +81,11 @@ type Librato struct {
 	// Close wait for the Write in flight, which retry_budget bounds.
 	mu     sync.Mutex
 	ledger ledger
+
+	// The screens between conversion and delivery (screen.go), also
+	// guarded by mu.
+	guard      *seriesGuard // nil unless max_new_series is set
+	collisions collisionFinder
 }
 
 func (*Librato) SampleConfig() string {
@@ -108,6 +116,9 @@ func (l *Librato) Init() error {
 				return err
 			}
 		}
+	}
+	if err := l.initScreens(); err != nil {
+		return err
 	}
 	l.api = apiChoice{mode: l.API, logLearned: l.logLearnedAPI}
 	l.sender, err = newSender(l.senderConfig(eps), l.stats, l.Log)
@@ -329,12 +340,13 @@ func (l *Librato) Write(metrics []telegraf.Metric) error {
 
 func (l *Librato) deliver(metrics []telegraf.Metric, tagged bool, start time.Time) error {
 	conv := l.conv[index(tagged)]
-	points := conv.convert(metrics)
+	points := l.screen(metrics, conv.convert(metrics), conv, tagged)
 	ep := l.sender.cfg.endpoints.legacy
 	if tagged {
 		ep = l.sender.cfg.endpoints.tagged
 	}
 	err := l.sender.deliver(points, &l.ledger, ep, start)
+	l.settleScreens(err == nil)
 	conv.release()
 	return err
 }

@@ -17,6 +17,7 @@ const (
 	reasonNoTags                         // tagged API, but nothing to tag with
 	reasonZeroCount                      // summary with count 0
 	reasonRejected                       // Librato answered 4xx for it
+	reasonSeriesLimit                    // max_new_series reached
 	numReasons
 )
 
@@ -29,6 +30,7 @@ var reasonNames = [numReasons]string{
 	reasonNoTags:       "no_tags",
 	reasonZeroCount:    "zero_count",
 	reasonRejected:     "rejected_by_api",
+	reasonSeriesLimit:  "series_limit",
 }
 
 func (r dropReason) String() string { return reasonNames[r] }
@@ -40,6 +42,7 @@ type stats struct {
 	dropped   [numReasons]selfstat.Stat
 	shortened selfstat.Stat
 	deduped   selfstat.Stat
+	collapsed selfstat.Stat
 	requests  selfstat.Stat
 	retries   selfstat.Stat
 	apiFailed selfstat.Stat
@@ -55,6 +58,7 @@ func newStats(endpoint string) *stats {
 		written:       selfstat.Register("librato", "measurements_written", tags),
 		shortened:     selfstat.Register("librato", "names_shortened", tags),
 		deduped:       selfstat.Register("librato", "measurements_not_resent", tags),
+		collapsed:     selfstat.Register("librato", "measurements_collapsed", tags),
 		requests:      selfstat.Register("librato", "requests", tags),
 		retries:       selfstat.Register("librato", "retries", tags),
 		apiFailed:     selfstat.Register("librato", "measurements_failed_by_api", tags),

@@ -239,7 +239,11 @@ func TestExecdGroupSIGTERM(t *testing.T) {
 			require.NoError(t, err, l)
 			written += n
 		}
-		if strings.Contains(l, "E! [outputs.execd]") && !strings.Contains(l, "empty_source") {
+		// Besides the metric without host, every gather repeats the
+		// fixture's fixed timestamps, which Librato would merge: the plugin
+		// warns about that too.
+		if strings.Contains(l, "E! [outputs.execd]") && !strings.Contains(l, "empty_source") &&
+			!strings.Contains(l, "Librato keeps one value per metric name") {
 			t.Errorf("unexpected error: %s", l)
 		}
 	}

@@ -1,0 +1,469 @@
+package librato
+
+import (
+	"cmp"
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"strings"
+
+	"github.com/influxdata/telegraf"
+)
+
+const (
+	// maxCollisionWarnings bounds the names warned about (8 bytes each);
+	// later collisions are still counted.
+	maxCollisionWarnings = 1000
+	// maxCulprits bounds the metrics compared to explain one collision.
+	maxCulprits = 64
+	// maxSuggestions bounds the templates a warning proposes.
+	maxSuggestions = 3
+)
+
+// collisionFinder counts the measurements of a flush that Librato stores as
+// one value (same name, same source or tag set, same second), for example
+// the disk.used of every mount of a host when the template is "host", and
+// warns once per metric name with the tags that would tell them apart.
+//
+// It runs over every point of every flush, so it works on runs: the
+// consecutive points of one metric share series, second and measurement.
+// Only runs alike in all three (a group) can collide. A run whose names are
+// the same set as the group's first run collapses whole; only groups where
+// that does not hold (different fields, a name twice in a run) compare
+// point by point. Names and groups are compared by 64-bit hashes.
+type collisionFinder struct {
+	log         telegraf.Logger
+	stats       *stats
+	template    string
+	overrideTag string
+
+	series  seriesMemo
+	names   *nameMemo
+	runs    int         // runs seen, to stamp names with
+	groups  []runGroup  // open addressing by key, kept between flushes
+	nGroups int         // used in this flush
+	slots   []uint64    // point keys of the groups compared point by point
+	live    bool        // slots was cleared for this flush
+	points  int         // in this flush
+	warned  hashSet     // name hashes
+	pending []collision // first collisions of names, to be explained
+
+	collapsed int // the current Write's, counted once it succeeds
+}
+
+// runGroup holds the runs of a flush that share series, second and
+// measurement.
+type runGroup struct {
+	key    uint64
+	names  uint64 // sum of the name hashes of its first run
+	lo, hi int32  // its first run
+	exact  bool   // its points go through slots
+	noted  bool   // its names were checked against warned in this flush
+}
+
+// collision is the first collision of a name, to be explained.
+type collision struct {
+	name, key string
+	time      int64
+	culprits  []culprit
+}
+
+// culprit is one metric behind a collision.
+type culprit struct {
+	measurement string
+	tags        []*telegraf.Tag
+}
+
+func newCollisionFinder(template, overrideTag string, st *stats, log telegraf.Logger) collisionFinder {
+	seed := maphash.MakeSeed()
+	return collisionFinder{log: log, stats: st, template: template, overrideTag: overrideTag,
+		series: seriesMemo{seed: seed}, names: newNameMemo(maphash.Comparable(seed, 0))}
+}
+
+// find counts the collisions among pts and warns about names not warned
+// about before. metrics are the flush's metrics, which conv converted into
+// pts.
+func (f *collisionFinder) find(metrics []telegraf.Metric, pts []point, tagged bool, conv *converter) {
+	f.collapsed = 0
+	if len(pts) < 2 {
+		return
+	}
+	clear(f.groups)
+	f.nGroups, f.live, f.points = 0, false, len(pts)
+	names := f.names
+	for lo := 0; lo < len(pts); {
+		f.runs++
+		stamp := f.runs
+		first := names.get(pts[lo].name)
+		first.run = stamp
+		s, t, prefix := pts[lo].series, pts[lo].time, first.prefix
+		sum, twice, warned := first.hash, false, first.warned
+		hi := lo + 1
+		for ; hi < len(pts); hi++ {
+			p := &pts[hi]
+			if p.series != s || p.time != t {
+				break
+			}
+			n := names.cached(p.name)
+			if n == nil {
+				n = names.miss(p.name)
+			}
+			if n.prefix != prefix {
+				break
+			}
+			twice = twice || n.run == stamp
+			warned = warned && n.warned
+			n.run = stamp
+			sum += n.hash
+		}
+		f.addRun(pts, lo, hi, runScan{prefix: prefix, sum: sum, twice: twice, warned: warned}, tagged)
+		lo = hi
+	}
+	if len(f.pending) > 0 {
+		f.explain(metrics, tagged, conv)
+		f.pending = f.pending[:0]
+	}
+}
+
+// runScan is what the scan of a run of points found out about their names.
+type runScan struct {
+	prefix, sum uint64 // the names' prefix, the sum of their hashes
+	twice       bool   // a name is there twice
+	warned      bool   // every name was warned about
+}
+
+// addRun counts the collisions of the run pts[lo:hi].
+func (f *collisionFinder) addRun(pts []point, lo, hi int, r runScan, tagged bool) {
+	key := nonZero(f.series.hash(pts[lo].series, tagged) ^ uint64(pts[lo].time)*0x9e3779b97f4a7c15 ^ r.prefix*0xc2b2ae3d27d4eb4f)
+	g := f.group(key)
+	switch {
+	case g.key == 0:
+		*g = runGroup{key: key, names: r.sum, lo: int32(lo), hi: int32(hi), exact: r.twice}
+		f.nGroups++
+		if r.twice {
+			f.compare(pts[lo:hi], tagged)
+		}
+	case !g.exact && !r.twice && g.names == r.sum && g.hi-g.lo == int32(hi-lo):
+		f.collapsed += hi - lo
+		if !g.noted && !r.warned {
+			g.noted = true
+			for i := lo; i < hi; i++ {
+				if n := f.names.cached(pts[i].name); n == nil || !n.warned {
+					f.note(&pts[i], tagged)
+				}
+			}
+		}
+	default:
+		if !g.exact {
+			g.exact = true
+			f.compare(pts[g.lo:g.hi], tagged)
+		}
+		f.compare(pts[lo:hi], tagged)
+	}
+}
+
+// group returns the group of key, or the empty slot for it.
+func (f *collisionFinder) group(key uint64) *runGroup {
+	if 2*(f.nGroups+1) > len(f.groups) {
+		f.growGroups()
+	}
+	mask := uint64(len(f.groups) - 1)
+	for i := key & mask; ; i = (i + 1) & mask {
+		if g := &f.groups[i]; g.key == key || g.key == 0 {
+			return g
+		}
+	}
+}
+
+func (f *collisionFinder) growGroups() {
+	old := f.groups
+	f.groups = make([]runGroup, max(2*len(old), 64))
+	mask := uint64(len(f.groups) - 1)
+	for _, g := range old {
+		if g.key == 0 {
+			continue
+		}
+		i := g.key & mask
+		for f.groups[i].key != 0 {
+			i = (i + 1) & mask
+		}
+		f.groups[i] = g
+	}
+}
+
+// compare adds the run's points to slots one by one, counting those of a
+// name and second already there.
+func (f *collisionFinder) compare(run []point, tagged bool) {
+	if !f.live {
+		f.slots = table(f.slots, f.points)
+		f.live = true
+	}
+	mask := uint64(len(f.slots) - 1)
+	rh := f.series.hash(run[0].series, tagged) ^ uint64(run[0].time)*0x9e3779b97f4a7c15
+	for i := range run {
+		k := pointKey(rh, f.names.get(run[i].name).hash)
+		j := k & mask
+		for f.slots[j] != 0 && f.slots[j]&^1 != k {
+			j = (j + 1) & mask
+		}
+		switch s := &f.slots[j]; {
+		case *s == 0:
+			*s = k
+		case *s&1 == 0:
+			*s |= 1
+			f.collapsed++
+			f.note(&run[i], tagged)
+		default:
+			f.collapsed++
+		}
+	}
+}
+
+// table returns slots cleared and big enough for n points at most two
+// thirds full, reusing the last flush's when large enough.
+func table(slots []uint64, n int) []uint64 {
+	size := 16
+	for size < n+n/2 {
+		size *= 2
+	}
+	if cap(slots) < size {
+		return make([]uint64, size)
+	}
+	slots = slots[:size]
+	clear(slots)
+	return slots
+}
+
+// note queues the first collision of a name not warned about yet. Past
+// maxCollisionWarnings names it marks them warned without a warning.
+func (f *collisionFinder) note(p *point, tagged bool) {
+	n := f.names.get(p.name)
+	if n.warned {
+		return
+	}
+	n.warned = true
+	h := nonZero(n.hash)
+	if f.warned.has(h) || f.warned.n >= maxCollisionWarnings {
+		return
+	}
+	f.warned.add(h)
+	f.pending = append(f.pending, collision{name: p.name, key: seriesKeyOf(p.series, tagged), time: p.time})
+}
+
+// settle adds the current Write's collisions to the self-metric once the
+// flush was delivered, so that Telegraf's retries do not count them again.
+func (f *collisionFinder) settle(delivered bool) {
+	if delivered && f.collapsed > 0 {
+		f.stats.collapsed.Incr(int64(f.collapsed))
+	}
+	// Like the converter's buffers: tables for more than retainedPoints
+	// are let go, so one huge flush does not stay on the heap for good.
+	if len(f.slots) > 2*retainedPoints {
+		f.slots = nil
+	}
+	if len(f.groups) > 2*retainedPoints {
+		f.groups, f.nGroups = nil, 0
+	}
+}
+
+// explain finds the metrics behind each queued collision and logs which
+// tags tell them apart. It runs once per metric name at most, so it may be
+// slow: it asks the converter again for every metric's series and names.
+func (f *collisionFinder) explain(metrics []telegraf.Metric, tagged bool, conv *converter) {
+	type place struct {
+		name, key string
+		time      int64
+	}
+	index := make(map[place]*collision, len(f.pending))
+	times := make(map[int64]bool)
+	for i := range f.pending {
+		g := &f.pending[i]
+		index[place{g.name, g.key, g.time}] = g
+		times[g.time] = true
+	}
+	for _, m := range metrics {
+		t := m.Time().Unix()
+		if !times[t] {
+			continue
+		}
+		s := conv.seriesFor(m)
+		if s.problem != "" {
+			continue
+		}
+		names := conv.names.fields(m.Name())
+		for _, field := range m.FieldList() {
+			if _, ok := toFloat(field.Value); !ok {
+				continue
+			}
+			var name string
+			name, names = conv.nameFor(names, m.Name(), field.Key)
+			g := index[place{name, seriesKeyOf(s, tagged), t}]
+			if g != nil && len(g.culprits) < maxCulprits {
+				g.culprits = append(g.culprits, culprit{m.Name(), m.TagList()})
+			}
+		}
+	}
+	f.warn(tagged)
+}
+
+// warn logs the queued collisions, one line for the names that collide the
+// same way (the fields of one input, say).
+func (f *collisionFinder) warn(tagged bool) {
+	type line struct {
+		where, advice string
+		names         []string
+	}
+	var lines []*line
+	byText := make(map[string]*line)
+	for i := range f.pending {
+		g := &f.pending[i]
+		where := fmt.Sprintf("at %d with source %q", g.time, g.key)
+		if tagged {
+			where = fmt.Sprintf("at %d with tags %s", g.time, g.key)
+		}
+		switch n := len(g.culprits); {
+		case n == maxCulprits:
+			where += fmt.Sprintf(" from %d metrics or more", n)
+		case n > 1:
+			where += fmt.Sprintf(" from %d metrics", n)
+		}
+		advice := f.advice(g, tagged)
+		l := byText[where+advice]
+		if l == nil {
+			l = &line{where: where, advice: advice}
+			byText[where+advice] = l
+			lines = append(lines, l)
+		}
+		l.names = append(l.names, g.name)
+	}
+	what := "source"
+	if tagged {
+		what = "tag set"
+	}
+	for _, l := range lines {
+		f.log.Warnf("Librato keeps one value per metric name, %s and second: the measurements of %s %s are merged into one each, "+
+			"the others are lost. %s (warned once per metric name; measurements_collapsed counts them)",
+			what, quoteNames(l.names), l.where, l.advice)
+	}
+}
+
+// quoteNames lists the first few names in order and how many more there are.
+func quoteNames(names []string) string {
+	const shown = 4
+	slices.Sort(names)
+	q := make([]string, 0, shown)
+	for _, n := range names[:min(len(names), shown)] {
+		q = append(q, fmt.Sprintf("%q", n))
+	}
+	if len(names) > shown {
+		return fmt.Sprintf("%s and %d more names", strings.Join(q, ", "), len(names)-shown)
+	}
+	return strings.Join(q, ", ")
+}
+
+// advice names what would tell the colliding metrics apart.
+func (f *collisionFinder) advice(g *collision, tagged bool) string {
+	if len(g.culprits) < 2 {
+		return `Set a template that tells them apart, or use api = "tagged".`
+	}
+	spreads := tagSpreads(g.culprits)
+	if len(spreads) == 0 {
+		for _, c := range g.culprits[1:] {
+			if c.measurement != g.culprits[0].measurement {
+				return fmt.Sprintf("They come from measurements %q and %q, whose names are equal once sanitised: rename one.",
+					g.culprits[0].measurement, c.measurement)
+			}
+		}
+		return "Their tags are identical: the same metric was sent more than once for one second " +
+			"(a duplicated input, an interval under 1s, or a timestamp that does not change)."
+	}
+	keys := make([]string, len(spreads))
+	for i, s := range spreads {
+		keys[i] = fmt.Sprintf("%q", s.key)
+	}
+	differ := "They differ in tag(s) " + strings.Join(keys, ", ")
+	switch {
+	case tagged:
+		return differ + `, which are not sent (tags_include, tags_exclude, the limit of 50 tags) or become equal once sanitised.`
+	case f.overrideTag != "" && g.overrideUsed(f.overrideTag):
+		return fmt.Sprintf(`%s: give them distinct %q values, or use api = "tagged".`, differ, f.overrideTag)
+	}
+	var templates []string
+	for _, s := range spreads {
+		if s.distinct < spreads[0].distinct || len(templates) == maxSuggestions {
+			break
+		}
+		if !templateHas(f.template, s.key) {
+			templates = append(templates, fmt.Sprintf("template = %q", f.template+"."+s.key))
+		}
+	}
+	if len(templates) == 0 {
+		return differ + `, which the template uses but sanitising makes equal: use api = "tagged".`
+	}
+	return fmt.Sprintf(`%s: add one to the source (%s), or use api = "tagged".`, differ, strings.Join(templates, " or "))
+}
+
+func (g *collision) overrideUsed(tag string) bool {
+	for _, c := range g.culprits {
+		for _, t := range c.tags {
+			if t.Key == tag {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// templateHas reports whether a graphite template already places the tag.
+func templateHas(template, key string) bool {
+	for part := range strings.SplitSeq(template, ".") {
+		if part == key || part == "tags" {
+			return true
+		}
+	}
+	return false
+}
+
+type tagSpread struct {
+	key      string
+	distinct int // values among the metrics, absence counting as one
+}
+
+// tagSpreads returns the tags whose values differ among the tag sets, the
+// ones that tell most of them apart first.
+func tagSpreads(sets []culprit) []tagSpread {
+	var keys []string
+	for _, c := range sets {
+		for _, t := range c.tags {
+			if !slices.Contains(keys, t.Key) {
+				keys = append(keys, t.Key)
+			}
+		}
+	}
+	type value struct {
+		set bool
+		v   string
+	}
+	var out []tagSpread
+	values := make(map[value]bool, len(sets))
+	for _, k := range keys {
+		clear(values)
+		for _, c := range sets {
+			var v value
+			for _, t := range c.tags {
+				if t.Key == k {
+					v = value{true, t.Value}
+					break
+				}
+			}
+			values[v] = true
+		}
+		if len(values) > 1 {
+			out = append(out, tagSpread{key: k, distinct: len(values)})
+		}
+	}
+	slices.SortFunc(out, func(a, b tagSpread) int {
+		return cmp.Or(cmp.Compare(b.distinct, a.distinct), cmp.Compare(a.key, b.key))
+	})
+	return out
+}

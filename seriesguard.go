@@ -1,0 +1,225 @@
+package librato
+
+import (
+	"fmt"
+	"hash/maphash"
+	"strings"
+	"time"
+
+	"github.com/influxdata/telegraf"
+)
+
+const (
+	defaultNewSeriesPeriod = time.Hour
+
+	// seriesWindowSlots divides max_new_series_period: admissions leave the
+	// window one slot at a time, so in constant memory the guard is at most
+	// 1/60 of a period stricter than an exact sliding window.
+	seriesWindowSlots = 60
+
+	// maxSeenSlots sizes each generation of the seen-series set: 2^19
+	// 8-byte hashes (4 MiB), full at three quarters (393,216 series). Two
+	// generations: at most 786,432 series in 8 MiB.
+	maxSeenSlots = 1 << 19
+
+	guardExamples = 3
+)
+
+// seriesWindow counts the new series admitted within the last period, in
+// seriesWindowSlots+1 slots. It is a pure policy: the caller passes the time.
+//
+// An admission in slot c stays counted until slot c+61 begins, at least one
+// full period later, so no period-long interval ever holds more than limit
+// admissions.
+type seriesWindow struct {
+	limit  int
+	slot   time.Duration
+	origin time.Time
+	newest int64
+	counts [seriesWindowSlots + 1]int
+	total  int
+}
+
+func newSeriesWindow(limit int, period time.Duration) seriesWindow {
+	return seriesWindow{limit: limit, slot: max(period/seriesWindowSlots, 1)}
+}
+
+// allowance moves the window to now and returns how many new series it
+// still admits. A clock that goes back expires nothing.
+func (w *seriesWindow) allowance(now time.Time) int {
+	if w.origin.IsZero() {
+		w.origin = now
+	}
+	if cur := int64(now.Sub(w.origin) / w.slot); cur > w.newest {
+		for i := range min(cur-w.newest, int64(len(w.counts))) {
+			c := &w.counts[(w.newest+1+i)%int64(len(w.counts))]
+			w.total -= *c
+			*c = 0
+		}
+		w.newest = cur
+	}
+	return max(w.limit-w.total, 0)
+}
+
+// take counts n admissions in the newest slot.
+func (w *seriesWindow) take(n int) {
+	w.counts[w.newest%int64(len(w.counts))] += n
+	w.total += n
+}
+
+// seenSeries is the bounded memory of series already admitted: two
+// generations of hashes. A series found in the old one moves to the current
+// one; when the current one is full, the old one is forgotten and the
+// current one becomes old. So a series is forgotten only once maxSlots·3/4
+// other series were seen after it last was, and then it counts as new again.
+type seenSeries struct {
+	cur, old hashSet
+	maxSlots int
+}
+
+func (s *seenSeries) has(k uint64) bool {
+	if s.cur.has(k) {
+		return true
+	}
+	if !s.old.has(k) {
+		return false
+	}
+	s.add(k)
+	return true
+}
+
+func (s *seenSeries) add(k uint64) {
+	if s.cur.full(s.maxSlots) {
+		s.cur, s.old = s.old, s.cur
+		s.cur.reset()
+	}
+	s.cur.add(k)
+}
+
+func (s *seenSeries) reset() {
+	s.cur.reset()
+	s.old.reset()
+}
+
+// seriesGuard enforces max_new_series: within any max_new_series_period at
+// most that many series Librato has not been sent before by this process,
+// the excess dropped, series already seen always let through.
+type seriesGuard struct {
+	now    func() time.Time
+	period time.Duration
+	window seriesWindow
+	series seriesMemo
+	names  *nameMemo
+	seen   seenSeries
+	primed bool
+	tagged bool
+
+	log   telegraf.Logger
+	stats *stats
+
+	// The current Write's drops, reported once it succeeds: a failed
+	// Write hands the metrics back to Telegraf, which offers them again.
+	dropped  int
+	examples []string
+}
+
+func newSeriesGuard(limit int, period time.Duration, st *stats, log telegraf.Logger) *seriesGuard {
+	seed := maphash.MakeSeed()
+	return &seriesGuard{
+		now:    time.Now,
+		period: period,
+		window: newSeriesWindow(limit, period),
+		series: seriesMemo{seed: seed},
+		names:  newNameMemo(maphash.Comparable(seed, 0)),
+		seen:   seenSeries{maxSlots: maxSeenSlots},
+		log:    log,
+		stats:  st,
+	}
+}
+
+// screen removes the points of series beyond the allowance from pts, in
+// place. Series are keyed on what is sent in the API the points are for, so
+// the mode is passed with every flush.
+//
+// The first flush, and the first after the API changed, is taken as known
+// in full: the plugin cannot tell which series Librato already holds, and
+// an agent restarting with more series than max_new_series must not lose
+// them.
+func (g *seriesGuard) screen(pts []point, tagged bool) []point {
+	g.dropped, g.examples = 0, g.examples[:0]
+	if len(pts) == 0 {
+		return pts
+	}
+	if !g.primed || tagged != g.tagged {
+		g.seen.reset()
+		for i := range pts {
+			g.seen.add(g.key(&pts[i], tagged))
+		}
+		g.primed, g.tagged = true, tagged
+		g.log.Debugf("max_new_series: taking the series of this flush as known (%d measurements)", len(pts))
+		return pts
+	}
+	allow := g.window.allowance(g.now())
+	admitted := 0
+	kept := pts[:0]
+	for i := range pts {
+		p := &pts[i]
+		k := g.key(p, tagged)
+		switch {
+		case g.seen.has(k):
+		case admitted < allow:
+			// Seen from now on: a retry of this flush, or its next
+			// measurements, must not count or drop it again.
+			admitted++
+			g.seen.add(k)
+		default:
+			g.refuse(p, tagged)
+			continue
+		}
+		kept = append(kept, *p) // never past p: it was read first
+	}
+	g.window.take(admitted)
+	return kept
+}
+
+// key identifies the series of a point as Librato does: name and source,
+// or name and tag set.
+func (g *seriesGuard) key(p *point, tagged bool) uint64 {
+	return pointKey(g.series.hash(p.series, tagged), g.names.get(p.name).hash)
+}
+
+func (g *seriesGuard) refuse(p *point, tagged bool) {
+	g.dropped++
+	if len(g.examples) == guardExamples {
+		return
+	}
+	if tagged {
+		g.examples = append(g.examples, p.name+" "+p.series.tags)
+	} else {
+		g.examples = append(g.examples, p.name+" source "+p.series.source)
+	}
+}
+
+// settle reports the current Write's drops once they are final.
+func (g *seriesGuard) settle(delivered bool) {
+	if !delivered || g.dropped == 0 {
+		return
+	}
+	g.stats.dropped[reasonSeriesLimit].Incr(int64(g.dropped))
+	g.log.Warnf("Dropped %d measurement(s) of new series: max_new_series = %d per %s reached, series already sent keep flowing; e.g. %s",
+		g.dropped, g.window.limit, g.period, strings.Join(g.examples, ", "))
+}
+
+// checkSeriesGuard validates max_new_series and max_new_series_period.
+func checkSeriesGuard(limit int, period time.Duration) (time.Duration, error) {
+	if limit < 0 {
+		return 0, fmt.Errorf("max_new_series must not be negative, got %d", limit)
+	}
+	switch {
+	case period == 0:
+		return defaultNewSeriesPeriod, nil
+	case period < time.Second:
+		return 0, fmt.Errorf("max_new_series_period must be at least 1s, got %s", period)
+	}
+	return period, nil
+}
