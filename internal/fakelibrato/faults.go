@@ -65,12 +65,12 @@ func (s *Server) replyStalled(ex *exchange, status int, hdr http.Header, body []
 		return
 	}
 	s.logRequest(ex, status, body)
-	h := ex.w.Header()
-	for k, vs := range hdr {
-		h[k] = vs
+	hdr = hdr.Clone()
+	if hdr == nil {
+		hdr = http.Header{}
 	}
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	ex.w.WriteHeader(status)
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	s.writeHeader(ex, status, hdr)
 	_, _ = ex.w.Write(body[:len(body)/2])
 	_ = http.NewResponseController(ex.w).Flush()
 	s.wait(ex, nil)

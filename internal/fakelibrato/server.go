@@ -493,6 +493,12 @@ func (s *Server) reply(ex *exchange, status int, hdr http.Header, body []byte) {
 		return
 	}
 	s.logRequest(ex, status, body)
+	s.writeHeader(ex, status, hdr)
+	_, _ = ex.w.Write(body) // a vanished client is not the fake's problem
+}
+
+// writeHeader sends the status with hdr and the rate-limit header.
+func (s *Server) writeHeader(ex *exchange, status int, hdr http.Header) {
 	h := ex.w.Header()
 	for k, vs := range hdr {
 		h[k] = slices.Clone(vs)
@@ -501,7 +507,6 @@ func (s *Server) reply(ex *exchange, status int, hdr http.Header, body []byte) {
 		h.Set(rateLimitHeader, ex.rate)
 	}
 	ex.w.WriteHeader(status)
-	_, _ = ex.w.Write(body) // a vanished client is not the fake's problem
 }
 
 func (s *Server) logRequest(ex *exchange, status int, resp []byte) {
