@@ -241,8 +241,11 @@ func (l *Librato) checkLimits() error {
 	if l.RetryBudget < 0 {
 		return fmt.Errorf("retry_budget must not be negative, got %s", time.Duration(l.RetryBudget))
 	}
-	if l.MaxRetryAfter <= 0 {
-		return fmt.Errorf("max_retry_after must be positive, got %s", time.Duration(l.MaxRetryAfter))
+	switch {
+	case l.MaxRetryAfter < 0:
+		return fmt.Errorf("max_retry_after must not be negative, got %s", time.Duration(l.MaxRetryAfter))
+	case l.MaxRetryAfter == 0:
+		l.MaxRetryAfter = config.Duration(defaultMaxRetryAfter)
 	}
 	switch l.ContentEncoding {
 	case "", "identity":
