@@ -59,15 +59,8 @@ func newSender(cfg senderConfig, st *stats, log telegraf.Logger) (*sender, error
 }
 
 func userAgent() string {
-	version := "devel"
-	if info, ok := debug.ReadBuildInfo(); ok {
-		for _, dep := range info.Deps {
-			if dep.Path == modulePath && dep.Version != "" {
-				version = dep.Version
-			}
-		}
-	}
-	return "telegraf-output-librato/" + version
+	info, _ := debug.ReadBuildInfo() // nil when there is none
+	return "telegraf-output-librato/" + moduleVersion(info)
 }
 
 func (s *sender) connect() error {
