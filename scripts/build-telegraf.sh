@@ -28,8 +28,8 @@
 # Telegraf must be the main module, so its source is copied from the module
 # cache to build/telegraf-src-<version> (kept for quick rebuilds), its
 # plugins/outputs/all/librato.go is pointed at this module, and its go.mod
-# gets a replace to this checkout. Nothing tracked in this repository is
-# modified. After building, the binary must list outputs.librato and its
+# gets a replace to a copy of this checkout in _librato/ there. Nothing
+# tracked in this repository is modified. After building, the binary must list outputs.librato and its
 # --usage must be this plugin's (it has the "api" option), or the script fails.
 set -euo pipefail
 
