@@ -16,8 +16,12 @@ var envRef = regexp.MustCompile(`\$\{(\w+)\}`)
 
 // unsetEnvVars returns the names of the ${NAME} references left in value.
 func unsetEnvVars(value []byte) []string {
-	var names []string
-	for _, m := range envRef.FindAllSubmatch(value, -1) {
+	matches := envRef.FindAllSubmatch(value, -1)
+	if len(matches) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(matches))
+	for _, m := range matches {
 		names = append(names, string(m[1]))
 	}
 	return names
