@@ -19,8 +19,10 @@ func moduleVersion(info *debug.BuildInfo) string {
 		if dep.Path != modulePath {
 			continue
 		}
-		if dep.Replace != nil && dep.Replace.Version != "" {
-			return knownVersion(dep.Replace.Version)
+		// A directory replacement records "(devel)": the required version
+		// is the better answer then.
+		if dep.Replace != nil && knownVersion(dep.Replace.Version) != "devel" {
+			return dep.Replace.Version
 		}
 		return knownVersion(dep.Version)
 	}
