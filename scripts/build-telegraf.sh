@@ -19,7 +19,7 @@
 #   TELEGRAF_VERSION  Telegraf release to build (default v1.39.3, the one
 #                     go.mod pins; v1.40.1 is tested too)
 #   TELEGRAF_TAGS     extra build tags, added to the chosen ones
-#                     (e.g. TELEGRAF_TAGS=inputs.internal,outputs.file)
+#                     (e.g. TELEGRAF_TAGS=inputs.internal,inputs.procstat)
 #   GOTOOLCHAIN       when that release needs a newer Go than the local one
 #                     and this is unset or "local", the script sets it to the
 #                     release's go.mod version (Go downloads that toolchain
