@@ -52,6 +52,5 @@ cross: ## cross-compile the plugin and librato-execd (CROSS="windows/amd64 darwi
 ci: ## everything CI runs (.ci/run)
 	bash .ci/run
 
-clean: ## remove build/ (Telegraf sources, binaries, tools) and the test cache
+clean: ## remove build/ (Telegraf sources, binaries, tools)
 	rm -rf build
-	$(GO) clean -testcache
