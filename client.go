@@ -82,15 +82,8 @@ func (s *sender) logClampedPause(hint, pause time.Duration) {
 }
 
 func userAgent() string {
-	version := "devel"
-	if info, ok := debug.ReadBuildInfo(); ok {
-		for _, dep := range info.Deps {
-			if dep.Path == modulePath && dep.Version != "" {
-				version = dep.Version
-			}
-		}
-	}
-	return "telegraf-output-librato/" + version
+	info, _ := debug.ReadBuildInfo() // nil when there is none
+	return "telegraf-output-librato/" + moduleVersion(info)
 }
 
 func (s *sender) connect() error {

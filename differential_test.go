@@ -22,7 +22,10 @@ import (
 // of Telegraf's built-in plugin.
 func TestDifferentialAgainstBuiltin(t *testing.T) {
 	corpus := differentialCorpus()
-	for _, template := range []string{"host", "tags", "host.tags", "region.host", "missing", "missing.host", "dc.missing.region", "tags.host", "field", "measurement.host"} {
+	templates := []string{
+		"host", "tags", "host.tags", "region.host", "missing", "missing.host", "dc.missing.region", "tags.host", "field", "measurement.host",
+	}
+	for _, template := range templates {
 		t.Run(template, func(t *testing.T) {
 			theirs := runBuiltin(t, template, corpus)
 			ours := runOurs(t, template, corpus)
@@ -81,7 +84,8 @@ func differentialCorpus() []telegraf.Metric {
 	names := []string{"cpu", "disk.io", "mem-used", "net:if", "my measurement", "ünits", "m/with/slash", "a\"quote"}
 	fields := []string{"value", "usage_idle", "used percent", "io:time", "x.y", "ün"}
 
-	var out []telegraf.Metric
+	const random = 500
+	out := make([]telegraf.Metric, 0, len(tagShapes)*len(names)+len(values)+random+1)
 	for i, tags := range tagShapes {
 		for j, name := range names {
 			f := map[string]any{}
@@ -96,7 +100,7 @@ func differentialCorpus() []telegraf.Metric {
 	}
 	// Random shapes, fixed seed: reproducible.
 	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range 500 {
+	for i := range random {
 		tags := map[string]string{}
 		for k := range rng.IntN(5) {
 			tags[[]string{"host", "region", "dc", "rack", "svc"}[k]] = fmt.Sprintf("v%d.%s", rng.IntN(50), strings.Repeat("x", rng.IntN(3)))

@@ -52,7 +52,7 @@ func TestGolden(t *testing.T) {
 
 			expectedFile := filepath.Join(dir, "expected.jsonl")
 			if *update {
-				require.NoError(t, os.WriteFile(expectedFile, []byte(got), 0o644))
+				require.NoError(t, os.WriteFile(expectedFile, []byte(got), 0o640))
 			}
 			expected, err := os.ReadFile(expectedFile)
 			require.NoError(t, err)

@@ -111,7 +111,7 @@ func (g wireGauge) String() string {
 // decodeGauges returns the gauges of legacy bodies, sorted.
 func decodeGauges(t testing.TB, bodies [][]byte) []string {
 	t.Helper()
-	var out []string
+	out := make([]string, 0, len(bodies)) // at least one gauge per body
 	for _, b := range bodies {
 		var doc struct {
 			Gauges []wireGauge `json:"gauges"`

@@ -102,6 +102,9 @@ func (l *Librato) Init() error {
 	if err != nil {
 		return err
 	}
+	if err := l.checkSecretRefs(); err != nil {
+		return err
+	}
 	if err := l.resolveTemplate(); err != nil {
 		return err
 	}

@@ -4,11 +4,14 @@
 // module as outputs.librato, a stock Telegraf with outputs.execd, and
 // librato-execd) against the fake Librato API on 127.0.0.1.
 //
-//	go test -tags integration -count=1 ./integration/...
+//	go test -tags integration -count=1 -timeout 60m ./integration/...
 //
 // Missing binaries are built with scripts/build-telegraf.sh and
 // scripts/build-execd.sh (a minute or two the first time); TELEGRAF_LIBRATO,
 // TELEGRAF_EXECD and LIBRATO_EXECD point at prebuilt ones instead.
+// TestConfigBuild always builds, with --config, for each release in
+// TELEGRAF_VERSIONS (default v1.39.3 and v1.40.1; two to six minutes each),
+// and TestExecdAsReadme always runs go install, as a user would.
 package integration
 
 import (
@@ -143,13 +146,20 @@ func (r runResult) String() string {
 	return fmt.Sprintf("exit %d\n--- stdout:\n%s\n--- stderr:\n%s", r.code, r.stdout, r.stderr)
 }
 
-// runOnce runs a command to completion (bounded by runTimeout).
+// runOnce runs a command to completion (bounded by runTimeout), with env
+// added to the test's environment.
 func runOnce(t *testing.T, env []string, name string, args ...string) runResult {
+	t.Helper()
+	return runWithEnv(t, append(os.Environ(), env...), name, args...)
+}
+
+// runWithEnv is runOnce with exactly the environment env.
+func runWithEnv(t *testing.T, env []string, name string, args ...string) runResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = env
 	var stdout, stderr syncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

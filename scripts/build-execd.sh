@@ -18,8 +18,6 @@ OUTDIR="${1:-$ROOT/build}"
 case "$OUTDIR" in /*) ;; *) OUTDIR="$PWD/$OUTDIR" ;; esac
 
 mkdir -p "$ROOT/build" "$OUTDIR"
-touch "$ROOT/.gitignore"
-grep -qx 'build/' "$ROOT/.gitignore" || echo 'build/' >>"$ROOT/.gitignore"
 
 echo "build-execd: building $OUTDIR/librato-execd" >&2
 (cd "$ROOT" && CGO_ENABLED=0 go build -ldflags "$LDFLAGS" -o "$OUTDIR/librato-execd" ./cmd/librato-execd)

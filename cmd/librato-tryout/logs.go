@@ -58,18 +58,37 @@ func (c *logCapture) handle(level telegraf.LogLevel, ts time.Time, source string
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	// An alias set through -config makes the source "outputs.librato::alias".
-	if source == pluginSource || strings.HasPrefix(source, pluginSource+"::") {
+	fromPlugin := source == pluginSource || strings.HasPrefix(source, pluginSource+"::")
+	if fromPlugin {
 		c.entries = append(c.entries, logEntry{level: level, msg: msg})
 	}
-	if !c.level.Includes(level) {
+	// What the report lists is not printed here too: one line per warning.
+	if !c.level.Includes(level) || fromPlugin && reported(level, msg) {
 		return
 	}
 	prefix := ""
 	if source != "" {
 		prefix = "[" + source + "] "
 	}
+	msg, bodies := prettyBodies(msg)
 	// Telegraf's text format, so the lines read as they would in an agent log.
 	fmt.Fprintf(c.w, "%s %s %s%s\n", ts.Format(time.RFC3339), level.Indicator(), prefix, msg)
+	for i, body := range bodies {
+		fmt.Fprintf(c.w, "    [body %d]\n%s", i+1, indent(body+"\n"))
+	}
+}
+
+// Debug lines the report lists, next to the warnings they explain.
+const (
+	skippedPrefix   = "Skipping "
+	shortenedPrefix = "Shortened "
+)
+
+// reported tells whether the report's Dropped or Renamed section shows a
+// plugin message.
+func reported(level telegraf.LogLevel, msg string) bool {
+	return telegraf.Warn.Includes(level) ||
+		level == telegraf.Debug && (strings.HasPrefix(msg, skippedPrefix) || strings.HasPrefix(msg, shortenedPrefix))
 }
 
 // warnings returns what the plugin logged at warning level or above: its

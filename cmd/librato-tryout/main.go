@@ -4,6 +4,7 @@
 //	go run ./cmd/librato-tryout [-api legacy|tagged] [-summaries] [-debug]
 //	                            [-template TEMPLATE] [-config 'TOML lines']
 //	                            [-input FILE.lp]
+//	go run ./cmd/librato-tryout -serve 127.0.0.1:8085 [-user U] [-token T]
 //
 // It starts a fake Librato API on 127.0.0.1 with random credentials, loads an
 // [[outputs.librato]] section pointing at it through Telegraf's own config
@@ -12,9 +13,14 @@
 // default a bundled sample of three hosts plus deliberately bad points. It
 // then prints what the fake stored, what the plugin dropped and why, and how
 // many requests it took. The plugin's log goes to stderr.
+//
+// With -serve it only runs the fake API on that address, printing every
+// measurement it stores and every request it rejects, until interrupted:
+// a local endpoint to point a real Telegraf at.
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"flag"
@@ -22,9 +28,11 @@ import (
 	"io"
 	"maps"
 	"os"
+	"os/signal"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/influxdata/telegraf"
@@ -49,7 +57,9 @@ func main() {
 	if wantsCheck(os.Args[1:]) {
 		os.Exit(runCheck(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 	case errors.Is(err, errUsage):
@@ -63,6 +73,7 @@ func main() {
 type options struct {
 	input, api, template, extra string
 	summaries, debug            bool
+	serve, user, token          string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -75,6 +86,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.extra, "config", "", "extra `TOML` lines for [[outputs.librato]], e.g. 'default_source = \"unknown\"'")
 	fs.BoolVar(&o.summaries, "summaries", false, "send basicstats-style _count/_sum fields as Librato summaries")
 	fs.BoolVar(&o.debug, "debug", false, "log every request and the plugin's debug lines to stderr")
+	fs.StringVar(&o.serve, "serve", "", "only run the Librato-compatible API on `ADDR` (e.g. 127.0.0.1:8085) for a real Telegraf, printing what it stores")
+	fs.StringVar(&o.user, "user", serveUser, "with -serve: the api_user the API accepts")
+	fs.StringVar(&o.token, "token", serveToken, "with -serve: the api_token the API accepts")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
@@ -86,6 +100,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		fs.Usage()
 		return o, errUsage
 	}
+	if err := checkModeFlags(fs, o.serve != ""); err != nil {
+		fmt.Fprintln(stderr, err)
+		return o, errUsage
+	}
 	if o.api != "legacy" && o.api != "tagged" {
 		fmt.Fprintf(stderr, "-api must be legacy or tagged, got %q\n", o.api)
 		return o, errUsage
@@ -93,12 +111,35 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	return o, nil
 }
 
+// checkModeFlags refuses flags of the other mode: -serve only serves, the
+// try-out only drives the plugin.
+func checkModeFlags(fs *flag.FlagSet, serving bool) error {
+	serveOnly := map[string]bool{"user": true, "token": true}
+	var wrong []string
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name != "serve" && serveOnly[f.Name] != serving {
+			wrong = append(wrong, "-"+f.Name)
+		}
+	})
+	switch {
+	case len(wrong) == 0:
+		return nil
+	case serving:
+		return fmt.Errorf("%s: not used with -serve (configure the Telegraf that sends to it instead)", strings.Join(wrong, ", "))
+	default:
+		return fmt.Errorf("%s: only used with -serve", strings.Join(wrong, ", "))
+	}
+}
+
 // run is the whole command; main only maps its error to an exit code, so
-// tests run it in-process.
-func run(args []string, stdout, stderr io.Writer) error {
+// tests run it in-process. ctx ends -serve.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	opts, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	if opts.serve != "" {
+		return serve(ctx, opts, stdout)
 	}
 	runMu.Lock()
 	defer runMu.Unlock()
@@ -180,25 +221,58 @@ func writeReport(w io.Writer, srv *fakelibrato.Server, logs *logCapture, metrics
 	fmt.Fprintln(w)
 	newDropReport(logs).write(w)
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "%d metrics in, %d %s stored, %s\n", len(metrics), len(rows), stored, requestSummary(srv.Requests()))
+	counts := statusCounts(srv.Requests())
+	fmt.Fprintf(w, "%d metrics in, %d %s stored, %s\n", len(metrics), len(rows), stored, requestSummary(counts))
+	for _, note := range statusNotes(counts) {
+		fmt.Fprintln(w, "  "+note)
+	}
 }
 
-// requestSummary counts requests by status, e.g. "3 requests (1×200, 2×400)":
-// rejected requests are how the plugin finds the points Librato refuses.
-func requestSummary(reqs []fakelibrato.Request) string {
+func statusCounts(reqs []fakelibrato.Request) map[int]int {
 	counts := map[int]int{}
 	for _, r := range reqs {
 		counts[r.Status]++
 	}
+	return counts
+}
+
+// requestSummary counts requests by status, e.g. "3 requests (1×200, 2×400)".
+func requestSummary(counts map[int]int) string {
+	total := 0
 	var parts []string
 	for _, status := range slices.Sorted(maps.Keys(counts)) {
+		total += counts[status]
 		parts = append(parts, fmt.Sprintf("%d×%d", counts[status], status))
 	}
 	noun := "requests"
-	if len(reqs) == 1 {
+	if total == 1 {
 		noun = "request"
 	}
-	return fmt.Sprintf("%d %s (%s)", len(reqs), noun, strings.Join(parts, ", "))
+	return fmt.Sprintf("%d %s (%s)", total, noun, strings.Join(parts, ", "))
+}
+
+// statusNotes explains the summary's answers other than success: a
+// rejected request is how the plugin finds the points Librato refuses.
+func statusNotes(counts map[int]int) []string {
+	var notes []string
+	for _, status := range slices.Sorted(maps.Keys(counts)) {
+		var what string
+		switch {
+		case status/100 == 2:
+			continue
+		case status == 400 || status == 422:
+			what = "Librato rejects a whole request for one bad measurement, so the plugin split the rejected batch\n" +
+				"    to find the measurement(s) Librato refuses, dropped only those (see Dropped above) and delivered the rest"
+		case status == 429 || status/100 == 5:
+			what = "answers the plugin retried"
+		case status == 0:
+			what = "requests that got no answer; the plugin retried them"
+		default:
+			what = "answers that failed the flush (see the error)"
+		}
+		notes = append(notes, fmt.Sprintf("%d×%d: %s.", counts[status], status, what))
+	}
+	return notes
 }
 
 func indent(s string) string {

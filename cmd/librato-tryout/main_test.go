@@ -22,7 +22,8 @@ func TestRun(t *testing.T) {
 		rows      []storedRow
 		absent    []string // names that must not be in the table
 		dropped   []string // reasons the Dropped section must give
-		summary   string   // regexp for the last line
+		summary   string   // regexp for the summary line
+		notes     []string // what the lines after the summary must say
 		stderrHas []string
 	}{
 		{
@@ -50,8 +51,8 @@ func TestRun(t *testing.T) {
 				`D! Skipping string field service.status`,
 				"Librato allows 255 characters",
 			},
-			summary:   `^22 metrics in, 49 gauges stored, \d+ requests \(1×200, \d+×400\)$`,
-			stderrHas: []string{"W! [outputs.librato] Dropped 2 measurement(s) (empty_source)"},
+			summary: `^22 metrics in, 49 gauges stored, \d+ requests \(1×200, \d+×400\)$`,
+			notes:   []string{"×400: Librato rejects a whole request for one bad measurement, so the plugin split the rejected batch"},
 		},
 		{
 			name: "tagged with summaries",
@@ -92,7 +93,7 @@ func TestRun(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			require.NoError(t, run(tt.args, &stdout, &stderr), "stderr:\n%s", stderr.String())
+			require.NoError(t, run(t.Context(), tt.args, &stdout, &stderr), "stderr:\n%s", stderr.String())
 			out := stdout.String()
 
 			table, rest, ok := strings.Cut(out, "\nDropped ")
@@ -106,10 +107,22 @@ func TestRun(t *testing.T) {
 			for _, d := range tt.dropped {
 				require.Contains(t, rest, d)
 			}
-			lines := strings.Split(strings.TrimSpace(out), "\n")
-			require.Regexp(t, tt.summary, lines[len(lines)-1])
+			_, after, ok := strings.Cut(rest, "\n22 metrics in, ")
+			require.True(t, ok, "no summary line in:\n%s", rest)
+			summary, notes, _ := strings.Cut("22 metrics in, "+after, "\n")
+			require.Regexp(t, tt.summary, summary)
+			for _, n := range tt.notes {
+				require.Contains(t, notes, n)
+			}
 			for _, s := range tt.stderrHas {
 				require.Contains(t, stderr.String(), s)
+			}
+			// One line per warning: the report lists them, the live log
+			// does not repeat them.
+			for line := range strings.Lines(rest) {
+				if w, ok := strings.CutPrefix(strings.TrimSpace(line), "W! "); ok {
+					require.Equal(t, 1, strings.Count(out+stderr.String(), w), "warning printed more than once: %s", w)
+				}
 			}
 		})
 	}
@@ -136,10 +149,18 @@ func requireRecent(t *testing.T, rfc3339 string) {
 
 func TestDebugLogsRequests(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	require.NoError(t, run([]string{"-debug"}, &stdout, &stderr))
+	require.NoError(t, run(t.Context(), []string{"-debug"}, &stdout, &stderr))
 	require.Contains(t, stdout.String(), "  debug = true\n")
-	require.Regexp(t, `I! \[outputs.librato\] POST http://127\.0\.0\.1:\d+/v1/metrics: \d+ measurements`, stderr.String())
-	require.Contains(t, stderr.String(), "D! [outputs.librato] Skipping sensor.reading")
+	log := stderr.String()
+	require.Regexp(t, `I! \[outputs.librato\] POST http://127\.0\.0\.1:\d+/v1/metrics: \d+ measurements.*\[body 1\]`, log)
+	// Bodies are laid out below the line, one measurement per line, not
+	// quoted.
+	require.Regexp(t, `(?m)^    \[body 1\]\n    \{\n      "gauges": \[\n        \{"name":"`, log)
+	require.Contains(t, log, `"params": {"measure_time":["is too far in the past"],"name":"uptime.seconds"}`)
+	require.NotContains(t, log, `\"`)
+	// The skipped values are in the report, not repeated in the log.
+	require.Contains(t, stdout.String(), "D! Skipping sensor.reading")
+	require.NotContains(t, log, "Skipping sensor.reading")
 }
 
 func TestRunRejectsBadInput(t *testing.T) {
@@ -156,7 +177,7 @@ func TestRunRejectsBadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			err := run(tt.args, &stdout, &stderr)
+			err := run(t.Context(), tt.args, &stdout, &stderr)
 			require.True(t, errors.Is(err, tt.want), "got %v", err)
 		})
 	}
@@ -164,7 +185,7 @@ func TestRunRejectsBadInput(t *testing.T) {
 
 func TestRunReportsConfigErrors(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	err := run([]string{"-config", "no_such_option = 1"}, &stdout, &stderr)
+	err := run(t.Context(), []string{"-config", "no_such_option = 1"}, &stdout, &stderr)
 	require.ErrorContains(t, err, "no_such_option")
 }
 

@@ -146,8 +146,8 @@ type dropReport struct {
 func newDropReport(logs *logCapture) dropReport {
 	return dropReport{
 		warnings:  logs.warnings(),
-		skipped:   logs.debug("Skipping "),
-		shortened: logs.debug("Shortened "),
+		skipped:   logs.debug(skippedPrefix),
+		shortened: logs.debug(shortenedPrefix),
 	}
 }
 

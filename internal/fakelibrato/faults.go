@@ -65,6 +65,7 @@ func (s *Server) replyStalled(ex *exchange, status int, hdr http.Header, body []
 		return
 	}
 	s.logRequest(ex, status, body)
+	s.observe(ex, status, body)
 	hdr = hdr.Clone()
 	if hdr == nil {
 		hdr = http.Header{}

@@ -67,6 +67,19 @@ type Options struct {
 	RateLimit int
 	// RateLimitWindow defaults to one second.
 	RateLimitWindow time.Duration
+	// Addr is the listen address; default 127.0.0.1 with a random port.
+	Addr string
+	// Observe, if set, is called once for every answered request, after it
+	// is in the request log, with what that request stored (nothing when it
+	// was rejected). Calls may run concurrently.
+	Observe func(Event)
+}
+
+// Event is one answered request and what it stored, for Options.Observe.
+type Event struct {
+	Request
+	Gauges, Counters []Gauge
+	Measurements     []Measurement
 }
 
 // Received is what the fake saw in one request, as passed to the fault hook.
@@ -150,6 +163,7 @@ type exchange struct {
 	// during the wait, so a request takes Latency however busy the CPU is.
 	answerAt time.Time
 	delayed  bool
+	stored   *outcome // what a successful POST stored, for Options.Observe
 }
 
 // outcome is the validation result of a POST, computed before the fault
@@ -161,9 +175,19 @@ type outcome struct {
 	status           int
 }
 
-// New starts a fake on 127.0.0.1 with a random port. Like httptest.NewServer
-// it panics if it cannot listen, which is an environment failure, not input.
+// New starts a fake on 127.0.0.1 with a random port (or Options.Addr).
+// Like httptest.NewServer it panics if it cannot listen, which is an
+// environment failure, not input; Listen returns that error instead.
 func New(opts Options) *Server {
+	s, err := Listen(opts)
+	if err != nil {
+		panic(fmt.Sprintf("fakelibrato: %v", err))
+	}
+	return s
+}
+
+// Listen starts a fake like New and returns an error if it cannot listen.
+func Listen(opts Options) (*Server, error) {
 	s := &Server{opts: withDefaults(opts), done: make(chan struct{})}
 	s.fault = s.opts.Fault
 	s.kinds = map[string]metricKind{}
@@ -172,9 +196,13 @@ func New(opts Options) *Server {
 	s.ts = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
 	// httptest may fall back to [::1]; the brief wants IPv4 loopback only.
 	_ = s.ts.Listener.Close()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	network, addr := "tcp4", "127.0.0.1:0"
+	if s.opts.Addr != "" {
+		network, addr = "tcp", s.opts.Addr
+	}
+	ln, err := net.Listen(network, addr)
 	if err != nil {
-		panic(fmt.Sprintf("fakelibrato: listen on 127.0.0.1: %v", err))
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	s.ts.Listener = ln
 	// Resets, hangs and untrusting TLS clients make net/http log noise
@@ -185,7 +213,7 @@ func New(opts Options) *Server {
 	} else {
 		s.ts.Start()
 	}
-	return s
+	return s, nil
 }
 
 func withDefaults(o Options) Options {
@@ -380,6 +408,7 @@ func (s *Server) servePost(ex *exchange, decode func([]byte) outcome, store func
 		s.replyError(ex, out.err)
 		return
 	}
+	ex.stored = &out
 	s.reply(ex, out.status, jsonHeader(), []byte("{}"))
 }
 
@@ -493,6 +522,7 @@ func (s *Server) reply(ex *exchange, status int, hdr http.Header, body []byte) {
 		return
 	}
 	s.logRequest(ex, status, body)
+	s.observe(ex, status, body)
 	s.writeHeader(ex, status, hdr)
 	_, _ = ex.w.Write(body) // a vanished client is not the fake's problem
 }
@@ -524,6 +554,28 @@ func (s *Server) logRequest(ex *exchange, status int, resp []byte) {
 		Body:     bytes.Clone(ex.body),
 		Response: bytes.Clone(resp),
 	})
+}
+
+// observe hands Options.Observe its own copies of the exchange.
+func (s *Server) observe(ex *exchange, status int, resp []byte) {
+	if s.opts.Observe == nil {
+		return
+	}
+	e := Event{Request: Request{
+		N:        ex.n,
+		Method:   ex.r.Method,
+		Path:     ex.r.URL.Path,
+		Status:   status,
+		Header:   ex.r.Header.Clone(),
+		Body:     bytes.Clone(ex.body),
+		Response: bytes.Clone(resp),
+	}}
+	if ex.stored != nil {
+		e.Gauges = slices.Clone(ex.stored.gauges)
+		e.Counters = slices.Clone(ex.stored.counters)
+		e.Measurements = cloneMeasurements(ex.stored.measurements)
+	}
+	s.opts.Observe(e)
 }
 
 func cloneMeasurements(ms []Measurement) []Measurement {
