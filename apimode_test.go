@@ -19,15 +19,44 @@ func TestResolveEndpoints(t *testing.T) {
 		legacy, tagged, root string
 		errHas               string
 	}{
-		{apiLegacy, "https://metrics-api.librato.com/v1/metrics", "https://metrics-api.librato.com/v1/metrics", "https://metrics-api.librato.com/v1/measurements", "https://metrics-api.librato.com", ""},
-		{apiTagged, "https://metrics-api.librato.com/v1/measurements/", "https://metrics-api.librato.com/v1/metrics", "https://metrics-api.librato.com/v1/measurements", "https://metrics-api.librato.com", ""},
-		{apiAuto, "https://metrics-api.librato.com", "https://metrics-api.librato.com/v1/metrics", "https://metrics-api.librato.com/v1/measurements", "https://metrics-api.librato.com", ""},
-		{apiAuto, "https://metrics-api.librato.com/v1/", "https://metrics-api.librato.com/v1/metrics", "https://metrics-api.librato.com/v1/measurements", "https://metrics-api.librato.com", ""},
-		{apiAuto, "http://127.0.0.1:8080/librato/v1/metrics", "http://127.0.0.1:8080/librato/v1/metrics", "http://127.0.0.1:8080/librato/v1/measurements", "http://127.0.0.1:8080/librato", ""},
-		{apiAuto, "https://proxy.example.com/v1/measurements", "https://proxy.example.com/v1/metrics", "https://proxy.example.com/v1/measurements", "https://proxy.example.com", ""},
-		{apiLegacy, "https://proxy.example.com/librato-in", "https://proxy.example.com/librato-in", "", "", ""},
-		{apiTagged, "https://metrics-api.librato.com/v1/metrics", "", "", "", `is the legacy API's endpoint, but api = "tagged": set api_url to "https://metrics-api.librato.com/v1/measurements"`},
-		{apiLegacy, "https://metrics-api.librato.com/v1/measurements", "", "", "", `is the tagged API's endpoint, but api = "legacy": set api_url to "https://metrics-api.librato.com/v1/metrics"`},
+		{
+			apiLegacy, "https://metrics-api.librato.com/v1/metrics",
+			"https://metrics-api.librato.com/v1/metrics", "https://metrics-api.librato.com/v1/measurements", "https://metrics-api.librato.com", "",
+		},
+		{
+			apiTagged, "https://metrics-api.librato.com/v1/measurements/",
+			"https://metrics-api.librato.com/v1/metrics", "https://metrics-api.librato.com/v1/measurements", "https://metrics-api.librato.com", "",
+		},
+		{
+			apiAuto, "https://metrics-api.librato.com",
+			"https://metrics-api.librato.com/v1/metrics", "https://metrics-api.librato.com/v1/measurements", "https://metrics-api.librato.com", "",
+		},
+		{
+			apiAuto, "https://metrics-api.librato.com/v1/",
+			"https://metrics-api.librato.com/v1/metrics", "https://metrics-api.librato.com/v1/measurements", "https://metrics-api.librato.com", "",
+		},
+		{
+			apiAuto, "http://127.0.0.1:8080/librato/v1/metrics",
+			"http://127.0.0.1:8080/librato/v1/metrics", "http://127.0.0.1:8080/librato/v1/measurements", "http://127.0.0.1:8080/librato", "",
+		},
+		{
+			apiAuto, "https://proxy.example.com/v1/measurements",
+			"https://proxy.example.com/v1/metrics", "https://proxy.example.com/v1/measurements", "https://proxy.example.com", "",
+		},
+		{
+			apiLegacy, "https://proxy.example.com/librato-in",
+			"https://proxy.example.com/librato-in", "", "", "",
+		},
+		{
+			apiTagged, "https://metrics-api.librato.com/v1/metrics",
+			"", "", "",
+			`is the legacy API's endpoint, but api = "tagged": set api_url to "https://metrics-api.librato.com/v1/measurements"`,
+		},
+		{
+			apiLegacy, "https://metrics-api.librato.com/v1/measurements",
+			"", "", "",
+			`is the tagged API's endpoint, but api = "legacy": set api_url to "https://metrics-api.librato.com/v1/metrics"`,
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.api+" "+tc.url, func(t *testing.T) {
@@ -130,7 +159,7 @@ func TestAutoRetryStaysOnTheFailedFlushsAPI(t *testing.T) {
 		l.RetryBudget = 0
 		l.ConcurrentWrites = 1
 	})
-	l.api.learned, l.api.learnedAt = apiLegacy, time.Now().Add(-25*time.Hour)
+	l.apis.learned, l.apis.learnedAt = apiLegacy, time.Now().Add(-25*time.Hour)
 	out := runningOutput(t, l)
 	metrics, want := workload(1000) // 3,000 measurements, 10 requests
 	addAll(out, metrics)

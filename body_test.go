@@ -35,7 +35,7 @@ func TestPayloadLifetimeWithResends(t *testing.T) {
 
 	got, err := io.ReadAll(resent)
 	require.NoError(t, err)
-	require.Equal(t, `{"gauges":[]}`, string(got))
+	require.JSONEq(t, `{"gauges":[]}`, string(got))
 	w.wrote(httptrace.WroteRequestInfo{})
 	require.Equal(t, int32(0), p.refs.Load(), "released once every write finished")
 }

@@ -171,7 +171,8 @@ func (c *credCheck) do(ctx context.Context, method, u string, body []byte) (answ
 		return answer{}, transportError(err, req.URL, c.proxyFor(req), c.s.cfg.timeout)
 	}
 	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseRead))
+	// A cut-off body is judged by what arrived: the status says the most.
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseRead)) //nolint:errcheck // partial text is enough
 	return answer{status: resp.StatusCode, header: resp.Header, body: c.auth.redact(raw)}, nil
 }
 
@@ -195,7 +196,8 @@ func probeAnswer(a answer, u string) error {
 			Metrics json.RawMessage `json:"metrics"`
 		}
 		if json.Unmarshal(a.body, &doc) != nil || doc.Metrics == nil {
-			return fmt.Errorf("GET %s answered 200 with %s, which is not the Librato API (a proxy or captive portal?): check api_url", u, excerpt(a.body))
+			return fmt.Errorf("the answer to GET %s was 200 with %s, which is not the Librato API (a proxy or captive portal?): check api_url",
+				u, excerpt(a.body))
 		}
 		return nil
 	}
@@ -214,12 +216,12 @@ func recordAnswer(a answer, ep endpoint) error {
 	case (a.status == http.StatusBadRequest || a.status == http.StatusUnprocessableEntity) && isJSON:
 		return nil
 	case a.status == http.StatusBadRequest || a.status == http.StatusUnprocessableEntity:
-		return fmt.Errorf("POST %s answered %d with %s, not Librato's JSON (a proxy or firewall in the way?): check api_url and http_proxy_url",
+		return fmt.Errorf("the answer to POST %s was %d with %s, not Librato's JSON (a proxy or firewall in the way?): check api_url and http_proxy_url",
 			ep.url, a.status, excerpt(a.body))
 	case a.status == http.StatusForbidden && ep.tagged && bytes.Contains(a.body, []byte("not enabled")):
 		return errTagsNotEnabled
 	case a.status == http.StatusForbidden && !isRateLimit(a.body) && !wantsHTTPS(a.body):
-		return fmt.Errorf("POST %s answered 403, so api_token may read but not record: use a token with record access (%s)",
+		return fmt.Errorf("the answer to POST %s was 403, so api_token may read but not record: use a token with record access (%s)",
 			ep.url, excerpt(a.body))
 	}
 	return answerError(a, "POST "+ep.url)
@@ -241,7 +243,8 @@ func answerError(a answer, req string) error {
 		return fmt.Errorf("%s answered 401, the credentials were refused: check api_user (the account email) and api_token (%s)", req, text)
 	case (a.status == http.StatusForbidden || a.status == http.StatusTooManyRequests) && isRateLimit(a.body),
 		a.status == http.StatusTooManyRequests:
-		return fmt.Errorf("%s answered %d, the account is rate limited: nothing is wrong with the settings as far as seen, try again later (%s)", req, a.status, text)
+		return fmt.Errorf("%s answered %d, the account is rate limited: nothing is wrong with the settings as far as seen, try again later (%s)",
+			req, a.status, text)
 	case a.status == http.StatusForbidden && wantsHTTPS(a.body):
 		return fmt.Errorf("%s answered 403, Librato wants HTTPS: set api_url to https:// (%s)", req, text)
 	case a.status == http.StatusForbidden:
@@ -274,25 +277,28 @@ func transportError(err error, u *url.URL, proxy string, timeout time.Duration) 
 	}
 	switch {
 	case errors.As(err, &unknownCA):
-		return fmt.Errorf("%s: the server's certificate is not signed by a trusted CA (%v): set tls_ca to the CA that signed it (insecure_skip_verify = true only for tests)", host, err)
+		return fmt.Errorf("%s: the server's certificate is not signed by a trusted CA (%w): "+
+			"set tls_ca to the CA that signed it (insecure_skip_verify = true only for tests)", host, err)
 	case errors.As(err, &badHost):
-		return fmt.Errorf("%s: the server's certificate is not valid for this name (%v): check the api_url host, or set tls_server_name to a name the certificate holds", host, err)
+		return fmt.Errorf("%s: the server's certificate is not valid for this name (%w): "+
+			"check the api_url host, or set tls_server_name to a name the certificate holds", host, err)
 	case errors.As(err, &badCert):
-		return fmt.Errorf("%s: the server's certificate is invalid (%v): check tls_ca and the server's certificate", host, err)
+		return fmt.Errorf("%s: the server's certificate is invalid (%w): check tls_ca and the server's certificate", host, err)
 	// net/http replaces the RecordHeaderError of an HTTP answer by this text.
 	case errors.As(err, &notTLS) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
-		return fmt.Errorf("%s%s does not speak TLS (%v): check the scheme of api_url (https://) and tls_* settings", host, viaProxyMsg, err)
+		return fmt.Errorf("%s%s does not speak TLS (%w): check the scheme of api_url (https://) and tls_* settings", host, viaProxyMsg, err)
 	case errors.As(err, &opErr) && opErr.Op == "proxyconnect":
-		return fmt.Errorf("cannot reach the proxy %s (%v): check http_proxy_url, or HTTPS_PROXY/HTTP_PROXY in the environment", proxy, err)
+		return fmt.Errorf("cannot reach the proxy %s (%w): check http_proxy_url, or HTTPS_PROXY/HTTP_PROXY in the environment", proxy, err)
 	case proxy != "" && !errors.As(err, &netErr):
 		// CONNECT refused by the proxy: Go reports only the proxy's status text.
-		return fmt.Errorf("the proxy %s refused to connect to %s (%v): check http_proxy_url, or HTTPS_PROXY/HTTP_PROXY in the environment", proxy, host, err)
+		return fmt.Errorf("the proxy %s refused to connect to %s (%w): check http_proxy_url, or HTTPS_PROXY/HTTP_PROXY in the environment",
+			proxy, host, err)
 	case errors.As(err, &dnsErr):
-		return fmt.Errorf("the host of api_url, %s, is not known (%v): check api_url", host, err)
+		return fmt.Errorf("the host of api_url, %s, is not known (%w): check api_url", host, err)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Errorf("nothing answers at %s%s (connection refused): check the host and port of api_url", host, viaProxyMsg)
 	case errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout():
 		return fmt.Errorf("no answer from %s%s within %s: check api_url, a firewall in the way, or raise timeout", host, viaProxyMsg, timeout)
 	}
-	return fmt.Errorf("cannot reach %s%s (%v): check api_url and the proxy settings (http_proxy_url, HTTPS_PROXY)", host, viaProxyMsg, err)
+	return fmt.Errorf("cannot reach %s%s (%w): check api_url and the proxy settings (http_proxy_url, HTTPS_PROXY)", host, viaProxyMsg, err)
 }

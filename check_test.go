@@ -49,7 +49,10 @@ func TestCheck(t *testing.T) {
 		{
 			name: "legacy account, auto",
 			fake: fakelibrato.Options{TaggedDisabled: true}, api: apiAuto, url: root,
-			want: []string{"OK: http://127.0.0.1:", "record access", "no tag-based measurements", `api = "auto" will write gauges with sources to http://127.0.0.1:`},
+			want: []string{
+				"OK: http://127.0.0.1:", "record access", "no tag-based measurements",
+				`api = "auto" will write gauges with sources to http://127.0.0.1:`,
+			},
 		},
 		{
 			name: "legacy account, legacy",
@@ -102,7 +105,7 @@ func TestCheck(t *testing.T) {
 			fake: fakelibrato.Options{Fault: onPOST(fakelibrato.Action{Status: 403,
 				Body: []byte(`{"errors":{"request":["You do not have permission to access this resource"]}}`)})},
 			api: apiAuto, url: root,
-			want: []string{"POST http://127.0.0.1:", "/v1/measurements answered 403", "record access"}, wantErr: true,
+			want: []string{"POST http://127.0.0.1:", "/v1/measurements was 403", "record access"}, wantErr: true,
 		},
 		{
 			name: "403 read-only token, legacy account",
@@ -113,7 +116,7 @@ func TestCheck(t *testing.T) {
 				return fakelibrato.Action{}
 			}},
 			api: apiAuto, url: root,
-			want: []string{"/v1/metrics answered 403", "record access"}, wantErr: true,
+			want: []string{"/v1/metrics was 403", "record access"}, wantErr: true,
 		},
 		{
 			name: "403 plain HTTP",

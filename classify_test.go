@@ -44,7 +44,10 @@ func TestClassify(t *testing.T) {
 		{"400 tagged unparseable", 400, nil, `{"code":400,"message":"Unable to process JSON"}`, true, halt, 0, "not Librato's error JSON"},
 		{"413", 413, nil, htmlPage, false, tooLarge, 0, "measurements_per_request"},
 		{"429 with Retry-After", 429, http.Header{"Retry-After": {"7"}}, rateLimit, false, transient, 7 * time.Second, ""},
-		{"429 with rate-limit reset", 429, http.Header{"X-Librato-Ratelimit-Std": {"limit=300,remaining=0,reset=12"}}, "", false, transient, 12 * time.Second, ""},
+		{
+			"429 with rate-limit reset", 429, http.Header{"X-Librato-Ratelimit-Std": {"limit=300,remaining=0,reset=12"}}, "",
+			false, transient, 12 * time.Second, "",
+		},
 		{"403 API limit", 403, nil, rateLimit, false, transient, 0, ""},
 		{"403 read-only token", 403, nil, requestErr, false, halt, 0, "record access"},
 		{"403 tags not enabled", 403, nil, `{"errors":["Tag based measurements are not enabled for this account."]}`, true, halt, 0, `api = "legacy"`},
@@ -53,7 +56,10 @@ func TestClassify(t *testing.T) {
 		{"415", 415, nil, "", false, halt, 0, "content_encoding"},
 		{"500", 500, nil, htmlPage, false, transient, 0, ""},
 		{"503 with date", 503, http.Header{"Retry-After": {now.Add(90 * time.Second).Format(http.TimeFormat)}}, "", false, transient, 90 * time.Second, ""},
-		{"301", 301, http.Header{"Location": {"https://user:pw@api.example.com/v1/metrics"}}, "", false, halt, 0, `a redirect to "https://api.example.com/v1/metrics", which is not followed: set api_url`},
+		{
+			"301", 301, http.Header{"Location": {"https://user:pw@api.example.com/v1/metrics"}}, "",
+			false, halt, 0, `a redirect to "https://api.example.com/v1/metrics", which is not followed: set api_url`,
+		},
 		{"307 without location", 307, nil, "", false, halt, 0, "without a location"},
 	}
 	for _, tc := range cases {
@@ -132,7 +138,7 @@ func TestSecretForms(t *testing.T) {
 	const user, token = "ops+x@example.com", `to/k<en>"q`
 	basic := base64.StdEncoding.EncodeToString([]byte(user + ":" + token))
 	forms := secretForms(user, token, basic)
-	var got []string
+	got := make([]string, 0, len(forms))
 	for _, f := range forms {
 		got = append(got, string(f))
 	}

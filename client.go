@@ -64,20 +64,20 @@ type sender struct {
 	gzips     sync.Pool    // *gzip.Writer
 }
 
-func newSender(cfg senderConfig, st *stats, log telegraf.Logger) (*sender, error) {
+func newSender(cfg senderConfig, st *stats, log telegraf.Logger) *sender {
 	s := &sender{cfg: cfg, log: log, stats: st, userAgent: []string{userAgent()}, clock: realClock{}}
 	s.bufs.New = func() any { return &payload{pool: &s.bufs} }
 	s.gate = rateGate{clock: s.clock, maxPause: cfg.maxRetryAfter, onClamp: s.logClampedPause}
 	s.pace = pacer{maxReset: cfg.maxRetryAfter}
-	return s, nil
+	return s
 }
 
 // logClampedPause warns once per process: a proxy that always sends an
 // absurd Retry-After must not fill the log.
 func (s *sender) logClampedPause(hint, pause time.Duration) {
 	s.clampOnce.Do(func() {
-		s.log.Warnf("Librato asked to pause for %s; pausing for max_retry_after (%s) instead, then one request tests whether sending is allowed again (logged once)",
-			hint.Round(time.Second), pause)
+		s.log.Warnf("Librato asked to pause for %s; pausing for max_retry_after (%s) instead, "+
+			"then one request tests whether sending is allowed again (logged once)", hint.Round(time.Second), pause)
 	})
 }
 
@@ -166,9 +166,10 @@ func secretForms(user, token, basic string) [][]byte {
 	add(strings.TrimRight(basic, "="))
 	for _, secret := range []string{user, token} {
 		add(secret)
-		quoted, _ := json.Marshal(secret)
-		add(string(quoted[1 : len(quoted)-1]))
-		add(strings.ReplaceAll(string(quoted[1:len(quoted)-1]), "/", `\/`))
+		if quoted, err := json.Marshal(secret); err == nil { // a string always marshals
+			add(string(quoted[1 : len(quoted)-1]))
+			add(strings.ReplaceAll(string(quoted[1:len(quoted)-1]), "/", `\/`))
+		}
 		add(strconv.QuoteToASCII(secret)[1 : len(strconv.QuoteToASCII(secret))-1])
 		add(url.QueryEscape(secret))
 		add(url.PathEscape(secret))
@@ -262,9 +263,9 @@ func (s *sender) readResponse(r *flushAuth, resp *http.Response, tagged bool) ([
 	return r.redact(raw), err
 }
 
-func (s *sender) newRequest(ctx context.Context, r *flushAuth, url string, writes *bodyWrites) (*http.Request, error) {
+func (s *sender) newRequest(ctx context.Context, r *flushAuth, target string, writes *bodyWrites) (*http.Request, error) {
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: writes.wrote})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, writes.body())
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, writes.body())
 	if err != nil {
 		return nil, fmt.Errorf("creating request: %w", err)
 	}

@@ -318,7 +318,7 @@ func TestCollisionCountMatchesBruteForce(t *testing.T) {
 	fields := []string{"a", "b", "c", "d", "e"}
 	sources := []*series{{source: "h1"}, {source: "h1"}, {source: "h2"}, {source: "h1", tags: "x"}}
 	for round := range 300 {
-		var pts []point
+		pts := make([]point, 0, 40*len(fields))
 		for range rng.IntN(40) + 1 {
 			m := measurements[rng.IntN(len(measurements))]
 			s := sources[rng.IntN(len(sources))]

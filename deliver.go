@@ -463,8 +463,8 @@ func (r *rejectionLog) acceptedWithFailures(o outcome) {
 
 func (r *rejectionLog) report(log interface{ Warnf(string, ...any) }) {
 	if r.apiFailed > 0 || r.apiErrorAnswers > 0 {
-		log.Warnf("Librato accepted requests but reported %d failed measurement(s) and %d answer(s) with errors (last: %s); they cannot be told apart, so none is resent",
-			r.apiFailed, r.apiErrorAnswers, cmp.Or(r.apiErrors, "none"))
+		log.Warnf("Librato accepted requests but reported %d failed measurement(s) and %d answer(s) with errors (last: %s); "+
+			"they cannot be told apart, so none is resent", r.apiFailed, r.apiErrorAnswers, cmp.Or(r.apiErrors, "none"))
 	}
 	for _, rr := range r.reasons {
 		log.Warnf("Dropped %d measurement(s) Librato rejected: %s; e.g. %s", rr.count, rr.reason, strings.Join(rr.examples, ", "))

@@ -29,7 +29,7 @@ import (
 func workload(n int) ([]telegraf.Metric, []fakeKey) {
 	base := time.Now().Add(-time.Minute).Truncate(time.Second)
 	metrics := make([]telegraf.Metric, 0, n)
-	var want []fakeKey
+	want := make([]fakeKey, 0, 3*n)
 	for i := range n {
 		host := fmt.Sprintf("host%02d", i%20)
 		ts := base.Add(-time.Duration(i/20) * time.Second)
@@ -333,7 +333,6 @@ func TestHugeErrorBodyIsNotRead(t *testing.T) {
 	metrics, _ := workload(10)
 
 	var before, after runtime.MemStats
-	runtime.GC()
 	runtime.ReadMemStats(&before)
 	err := l.Write(metrics)
 	runtime.ReadMemStats(&after)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -188,9 +189,9 @@ func TestRejectionNeedsAnEndpointThatAccepts(t *testing.T) {
 // once the endpoint is back.
 func TestRedirectsAreNotFollowed(t *testing.T) {
 	for _, status := range []int{301, 302, 307, 308} {
-		t.Run(fmt.Sprint(status), func(t *testing.T) {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
 			var targetHits atomic.Int64
-			target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			target := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, _ *http.Request) {
 				targetHits.Add(1)
 			}))
 			t.Cleanup(target.Close)
@@ -207,7 +208,8 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 			var longest time.Duration
 			for start := time.Now(); time.Since(start) < 2*time.Second; {
 				err := timedWrite(out, &longest)
-				require.ErrorContains(t, err, fmt.Sprintf("librato answered %d, a redirect to %q, which is not followed: set api_url", status, target.URL+"/v1/metrics"))
+				require.ErrorContains(t, err, fmt.Sprintf("librato answered %d, a redirect to %q, which is not followed: set api_url",
+					status, target.URL+"/v1/metrics"))
 				time.Sleep(200 * time.Millisecond)
 			}
 			outage.Store(false)
@@ -291,7 +293,9 @@ func TestAbsurdRetryAfter(t *testing.T) {
 	require.Error(t, out.Write(), "the first flush meets the 429")
 	for out.BufferLength() > 0 {
 		require.Less(t, time.Since(start), 5*time.Second, "delivery resumes within the cap")
-		_ = out.Write()
+		if err := out.Write(); err != nil {
+			t.Logf("flush during the pause: %v", err) // expected until the pause ends
+		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	requireExactlyOnce(t, fake, want)

@@ -71,7 +71,7 @@ type Librato struct {
 	// conv holds a converter per API (index: tagged); with api = "auto"
 	// both, since the account's answers choose.
 	conv   [2]*converter
-	api    apiChoice
+	apis   apiChoice
 	sender *sender
 	stats  *stats
 
@@ -123,9 +123,9 @@ func (l *Librato) Init() error {
 	if err := l.initScreens(); err != nil {
 		return err
 	}
-	l.api = apiChoice{mode: l.API, logLearned: l.logLearnedAPI}
-	l.sender, err = newSender(l.senderConfig(eps), l.stats, l.Log)
-	return err
+	l.apis = apiChoice{mode: l.API, logLearned: l.logLearnedAPI}
+	l.sender = newSender(l.senderConfig(eps), l.stats, l.Log)
+	return nil
 }
 
 func index(tagged bool) int {
@@ -324,16 +324,16 @@ func (l *Librato) Write(metrics []telegraf.Metric) error {
 	// measurements are in the ledger under that API's keys.
 	tagged := l.ledger.pendingTagged
 	if !l.ledger.pending() {
-		tagged = l.api.forFlush(start)
+		tagged = l.apis.forFlush(start)
 	}
 	err := l.deliver(metrics, tagged, start)
 	switch {
 	case err == nil:
-		l.api.learn(tagged, start)
+		l.apis.learn(tagged, start)
 	case tagged && l.API == apiAuto && errors.Is(err, errTagsNotEnabled):
 		// Nothing of this flush was stored: the account refused all of it.
 		// The same Write's deadline holds for the second try.
-		l.api.learn(false, start)
+		l.apis.learn(false, start)
 		l.ledger.reset()
 		tagged = false
 		err = l.deliver(metrics, false, start)

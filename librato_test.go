@@ -82,7 +82,7 @@ func TestInitDefaults(t *testing.T) {
 }
 
 func TestPlainHTTPWarnsUnlessLoopback(t *testing.T) {
-	for url, warns := range map[string]bool{
+	for endpoint, warns := range map[string]bool{
 		"http://metrics-api.librato.com/v1/metrics": true,
 		"http://127.0.0.1:8080/v1/metrics":          false,
 		"http://localhost/v1/metrics":               false,
@@ -90,10 +90,10 @@ func TestPlainHTTPWarnsUnlessLoopback(t *testing.T) {
 	} {
 		logger := newCaptureLogger()
 		l := unstarted()
-		l.APIURL = url
+		l.APIURL = endpoint
 		l.Log = logger
 		require.NoError(t, l.Init())
-		require.Equal(t, warns, strings.Contains(logText(logger), "plain HTTP"), url)
+		require.Equal(t, warns, strings.Contains(logText(logger), "plain HTTP"), endpoint)
 	}
 }
 
@@ -168,7 +168,7 @@ func TestRealisticWorkload(t *testing.T) {
 // multiInputWorkload is what cpu, mem, disk, net, system and docker inputs
 // report for a fleet of hosts.
 func multiInputWorkload(hosts int, now time.Time) []telegraf.Metric {
-	var out []telegraf.Metric
+	out := make([]telegraf.Metric, 0, 9*hosts) // 4 cpu metrics and 5 others a host
 	for h := range hosts {
 		host := fmt.Sprintf("web-%03d.prod.example.com", h)
 		tags := func(kv ...string) map[string]string {

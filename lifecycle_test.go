@@ -26,7 +26,9 @@ type connCounter struct {
 func newConnCounter(t *testing.T) *connCounter {
 	c := &connCounter{}
 	c.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+		}
 	}))
 	c.Config.ConnState = func(_ net.Conn, state http.ConnState) {
 		switch state {
@@ -120,7 +122,7 @@ func TestRepeatedConnectLeavesNothingOpen(t *testing.T) {
 
 // inFlight starts a Write of metrics and returns once the API has its
 // first request, with the Write's result to come.
-func inFlight(t *testing.T, l *Librato, started <-chan struct{}, n int) (<-chan error, []fakeKey) {
+func inFlight(l *Librato, started <-chan struct{}, n int) (<-chan error, []fakeKey) {
 	metrics, want := workload(n)
 	done := make(chan error, 1)
 	go func() { done <- l.Write(metrics) }()
@@ -144,7 +146,7 @@ func slowFake(t *testing.T) (*fakelibrato.Server, <-chan struct{}) {
 func TestConnectDuringWrite(t *testing.T) {
 	fake, started := slowFake(t)
 	l := newPlugin(t, fake.LegacyURL())
-	done, want := inFlight(t, l, started, 2000)
+	done, want := inFlight(l, started, 2000)
 
 	var wg sync.WaitGroup
 	for range 3 {
@@ -165,7 +167,7 @@ func TestConnectDuringWrite(t *testing.T) {
 func TestCloseDuringWrite(t *testing.T) {
 	fake, started := slowFake(t)
 	l := newPlugin(t, fake.LegacyURL())
-	done, want := inFlight(t, l, started, 2000)
+	done, want := inFlight(l, started, 2000)
 
 	require.NoError(t, l.Close())
 	select {

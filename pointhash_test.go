@@ -51,7 +51,8 @@ func TestNameMemo(t *testing.T) {
 	a := "disk.used"
 	b := strings.Clone(a) // equal text, other bytes
 	require.Same(t, m.get(a), m.get(b), "names go by their text")
-	require.Same(t, m.get(a), m.get(a))
+	first := m.get(a)
+	require.Same(t, first, m.get(a), "a name is made once and then reused")
 	require.NotSame(t, m.get("disk.free"), m.get(a))
 	require.Equal(t, m.get("disk.free").prefix, m.get(a).prefix, "one prefix per measurement")
 	require.NotEqual(t, m.get("diskio.reads").prefix, m.get(a).prefix)

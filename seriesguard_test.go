@@ -53,7 +53,7 @@ func TestSeriesWindowNeverExceedsLimit(t *testing.T) {
 	const limit, period = 50, time.Hour
 	rng := rand.New(rand.NewPCG(1, 2))
 	w := newSeriesWindow(limit, period)
-	var admitted []time.Time
+	admitted := make([]time.Time, 0, 7*5000) // at most 7 a flush
 	now := epoch
 	for range 5000 {
 		now = now.Add(time.Duration(rng.Int64N(int64(3 * time.Minute))))
@@ -212,7 +212,7 @@ func guardWarnings(logger *testutil.CaptureLogger) []string {
 // knownAndNew makes the metrics of a flush at t: 50 known hosts with two
 // fields each, and n metrics each with a tag value never seen before.
 func knownAndNew(t time.Time, n int) []telegraf.Metric {
-	var ms []telegraf.Metric
+	ms := make([]telegraf.Metric, 0, 50+n)
 	for i := range 50 {
 		ms = append(ms, metric.New("cpu", map[string]string{"host": fmt.Sprintf("known-%02d", i)},
 			map[string]any{"idle": 90.0, "user": 5.0}, t))

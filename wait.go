@@ -31,10 +31,13 @@ type clock interface {
 	Sleep(ctx context.Context, d time.Duration) error
 }
 
+// realClock is the wall clock.
 type realClock struct{}
 
+// Now is time.Now.
 func (realClock) Now() time.Time { return time.Now() }
 
+// Sleep waits d on a timer, or until ctx ends.
 func (realClock) Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -54,7 +57,8 @@ func backoffDelay(attempt int, jitter float64) time.Duration {
 	return d/2 + time.Duration(jitter*float64(d/2))
 }
 
-func randomJitter() float64 { return rand.Float64() }
+// randomJitter spreads retries; it needs no secrecy, only spread.
+func randomJitter() float64 { return rand.Float64() } //nolint:gosec // jitter, not a secret
 
 // clampPause bounds a pause the API asked for. A Retry-After of years (a
 // misconfigured proxy, a mistaken header) must not stop the output for good:
@@ -239,7 +243,7 @@ func (g *rateGate) wait(ctx context.Context, sendBy time.Time) (probe bool, err 
 		case stepAwaitProbe:
 			answered := g.answered
 			g.mu.Unlock()
-			if err := g.awaitProbe(ctx, answered, sendBy); err != nil {
+			if err := awaitProbe(ctx, answered, sendBy); err != nil {
 				return false, err
 			}
 		}
@@ -254,7 +258,7 @@ func (g *rateGate) open() bool {
 	return step == stepSend
 }
 
-func (g *rateGate) awaitProbe(ctx context.Context, answered <-chan struct{}, sendBy time.Time) error {
+func awaitProbe(ctx context.Context, answered <-chan struct{}, sendBy time.Time) error {
 	ctx, cancel := context.WithDeadline(ctx, sendBy)
 	defer cancel()
 	select {

@@ -93,7 +93,11 @@ func TestRetryHint(t *testing.T) {
 		{"HTTP date in the past", http.Header{"Retry-After": {now.Add(-time.Minute).Format(http.TimeFormat)}}, 0},
 		{"garbage", http.Header{"Retry-After": {"soon"}}, 0},
 		{"spent std budget, relative reset", http.Header{"X-Librato-Ratelimit-Std": {"limit=300,remaining=0,reset=20"}}, 20 * time.Second},
-		{"spent agg budget, absolute reset", http.Header{"X-Librato-Ratelimit-Agg": {"limit=300, remaining=0, reset=" + strconv.FormatInt(now.Add(45*time.Second).Unix(), 10)}}, 45 * time.Second},
+		{
+			"spent agg budget, absolute reset",
+			http.Header{"X-Librato-Ratelimit-Agg": {"limit=300, remaining=0, reset=" + strconv.FormatInt(now.Add(45*time.Second).Unix(), 10)}},
+			45 * time.Second,
+		},
 		{"budget left", http.Header{"X-Librato-Ratelimit-Std": {"limit=300,remaining=3,reset=20"}}, 0},
 		{"the longer of both", http.Header{
 			"X-Librato-Ratelimit-Std": {"limit=300,remaining=0,reset=20"},
@@ -152,11 +156,14 @@ func TestGateClampsAndProbes(t *testing.T) {
 	require.Equal(t, []time.Duration{time.Minute}, clock.slept, "slept the cap, not the hint")
 
 	// While the probe is out, another request waits for its answer.
-	released := make(chan bool)
+	type waited struct {
+		probe bool
+		err   error
+	}
+	released := make(chan waited)
 	go func() {
 		p, err := g.wait(context.Background(), clock.Now().Add(time.Minute))
-		require.NoError(t, err)
-		released <- p
+		released <- waited{p, err}
 	}()
 	select {
 	case <-released:
@@ -164,7 +171,9 @@ func TestGateClampsAndProbes(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 	g.probeAnswered()
-	require.False(t, <-released, "after a good probe, requests go normally")
+	second := <-released
+	require.NoError(t, second.err)
+	require.False(t, second.probe, "after a good probe, requests go normally")
 
 	g.pause(time.Second)
 	g.pause(time.Second)
