@@ -86,6 +86,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.extra, "config", "", "extra `TOML` lines for [[outputs.librato]], e.g. 'default_source = \"unknown\"'")
 	fs.BoolVar(&o.summaries, "summaries", false, "send basicstats-style _count/_sum fields as Librato summaries")
 	fs.BoolVar(&o.debug, "debug", false, "log every request and the plugin's debug lines to stderr")
+	fs.Bool("check", false, "with -config FILE: check that file's credentials and settings against Librato, print one line and exit")
 	fs.StringVar(&o.serve, "serve", "", "only run the Librato-compatible API on `ADDR` (e.g. 127.0.0.1:8085) for a real Telegraf, printing what it stores")
 	fs.StringVar(&o.user, "user", serveUser, "with -serve: the api_user the API accepts")
 	fs.StringVar(&o.token, "token", serveToken, "with -serve: the api_token the API accepts")
