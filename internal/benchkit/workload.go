@@ -113,34 +113,12 @@ func appendHost(out []telegraf.Metric, h int, at time.Time) []telegraf.Metric {
 	big := func(scale float64) uint64 { return uint64(rng.Float64() * scale) }
 
 	for _, cpu := range []string{"cpu0", "cpu1", "cpu-total"} {
-		out = append(out, metric.New("cpu", base("cpu", cpu), map[string]any{
-			"usage_user":       pct(),
-			"usage_system":     pct(),
-			"usage_idle":       pct(),
-			"usage_nice":       pct() / 50,
-			"usage_iowait":     pct() / 20,
-			"usage_irq":        0.0,
-			"usage_softirq":    pct() / 30,
-			"usage_steal":      pct() / 100,
-			"usage_guest":      0.0,
-			"usage_guest_nice": 0.0,
-		}, at))
+		out = append(out, metric.New("cpu", base("cpu", cpu), cpuFields(pct), at))
 	}
 
 	total := uint64(16 << 30)
 	avail := big(float64(total))
-	out = append(out, metric.New("mem", base(), map[string]any{
-		"total":             total,
-		"available":         avail,
-		"used":              total - avail,
-		"free":              avail / 3,
-		"cached":            avail / 2,
-		"buffered":          big(1 << 28),
-		"active":            big(8 << 30),
-		"inactive":          big(4 << 30),
-		"used_percent":      float64(total-avail) / float64(total) * 100,
-		"available_percent": float64(avail) / float64(total) * 100,
-	}, at))
+	out = append(out, metric.New("mem", base(), memFields(total, avail, big), at))
 
 	for _, d := range [...]struct{ path, device, fstype string }{
 		{"/", "sda1", "ext4"},
@@ -222,34 +200,12 @@ func appendFleetHost(out []telegraf.Metric, h int, at time.Time) []telegraf.Metr
 	big := func(scale float64) uint64 { return uint64(rng.Float64() * scale) }
 
 	for _, cpu := range []string{"cpu0", "cpu1", "cpu2", "cpu3", "cpu-total"} {
-		out = append(out, metric.New("cpu", tags("cpu", cpu), map[string]any{
-			"usage_user":       pct(),
-			"usage_system":     pct(),
-			"usage_idle":       pct(),
-			"usage_nice":       pct() / 50,
-			"usage_iowait":     pct() / 20,
-			"usage_irq":        0.0,
-			"usage_softirq":    pct() / 30,
-			"usage_steal":      pct() / 100,
-			"usage_guest":      0.0,
-			"usage_guest_nice": 0.0,
-		}, at))
+		out = append(out, metric.New("cpu", tags("cpu", cpu), cpuFields(pct), at))
 	}
 
 	total := uint64(64 << 30)
 	avail := big(float64(total))
-	out = append(out, metric.New("mem", tags(), map[string]any{
-		"total":             total,
-		"available":         avail,
-		"used":              total - avail,
-		"free":              avail / 3,
-		"cached":            avail / 2,
-		"buffered":          big(1 << 28),
-		"active":            big(8 << 30),
-		"inactive":          big(4 << 30),
-		"used_percent":      float64(total-avail) / float64(total) * 100,
-		"available_percent": float64(avail) / float64(total) * 100,
-	}, at))
+	out = append(out, metric.New("mem", tags(), memFields(total, avail, big), at))
 
 	for _, d := range [...]struct{ path, device, fstype, options string }{
 		{"/", "nvme0n1p1", "ext4", "rw,relatime"},
@@ -285,4 +241,37 @@ func appendFleetHost(out []telegraf.Metric, h int, at time.Time) []telegraf.Metr
 		}, at))
 	}
 	return out
+}
+
+// cpuFields are inputs.cpu's fields; the random values are drawn in the
+// order they are listed, so a seed gives the same workload every time.
+func cpuFields(pct func() float64) map[string]any {
+	return map[string]any{
+		"usage_user":       pct(),
+		"usage_system":     pct(),
+		"usage_idle":       pct(),
+		"usage_nice":       pct() / 50,
+		"usage_iowait":     pct() / 20,
+		"usage_irq":        0.0,
+		"usage_softirq":    pct() / 30,
+		"usage_steal":      pct() / 100,
+		"usage_guest":      0.0,
+		"usage_guest_nice": 0.0,
+	}
+}
+
+// memFields are inputs.mem's fields for total bytes of which avail are free.
+func memFields(total, avail uint64, big func(float64) uint64) map[string]any {
+	return map[string]any{
+		"total":             total,
+		"available":         avail,
+		"used":              total - avail,
+		"free":              avail / 3,
+		"cached":            avail / 2,
+		"buffered":          big(1 << 28),
+		"active":            big(8 << 30),
+		"inactive":          big(4 << 30),
+		"used_percent":      float64(total-avail) / float64(total) * 100,
+		"available_percent": float64(avail) / float64(total) * 100,
+	}
 }
