@@ -42,6 +42,9 @@ type senderConfig struct {
 	maxRetryAfter          time.Duration
 	tls                    *tls.ClientConfig
 	proxy                  *proxy.HTTPProxy
+	// transport, when set, replaces the HTTP transport: the simulation
+	// puts its in-memory Librato there.
+	transport http.RoundTripper
 }
 
 // sender owns the HTTP client and everything shared by the requests of all
@@ -110,7 +113,11 @@ func (s *sender) connect() error {
 		ResponseHeaderTimeout: s.cfg.timeout,
 	}
 	s.close() // a new client must not leave the old one's connections open
-	s.client = &http.Client{Transport: transport, Timeout: s.cfg.timeout, CheckRedirect: neverFollow}
+	var rt http.RoundTripper = transport
+	if s.cfg.transport != nil {
+		rt = s.cfg.transport
+	}
+	s.client = &http.Client{Transport: rt, Timeout: s.cfg.timeout, CheckRedirect: neverFollow}
 	return nil
 }
 

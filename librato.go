@@ -9,6 +9,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -67,6 +68,10 @@ type Librato struct {
 	proxy.HTTPProxy
 
 	Log telegraf.Logger `toml:"-"`
+
+	// transport, when set before Init, replaces the HTTP transport: tests
+	// put an in-memory Librato there (no sockets).
+	transport http.RoundTripper
 
 	// conv holds a converter per API (index: tagged); with api = "auto"
 	// both, since the account's answers choose.
@@ -287,6 +292,7 @@ func (l *Librato) senderConfig(eps endpoints) senderConfig {
 		debug:                  l.Debug,
 		tls:                    &l.ClientConfig,
 		proxy:                  &l.HTTPProxy,
+		transport:              l.transport,
 	}
 }
 

@@ -29,6 +29,9 @@ type clock interface {
 	Now() time.Time
 	// Sleep waits d, or returns ctx's cause if ctx ends first.
 	Sleep(ctx context.Context, d time.Duration) error
+	// WithDeadline is context.WithDeadline on this clock: a fake clock's
+	// time must never become a real timer's deadline.
+	WithDeadline(ctx context.Context, t time.Time) (context.Context, context.CancelFunc)
 }
 
 // realClock is the wall clock.
@@ -36,6 +39,11 @@ type realClock struct{}
 
 // Now is time.Now.
 func (realClock) Now() time.Time { return time.Now() }
+
+// WithDeadline is context.WithDeadline.
+func (realClock) WithDeadline(ctx context.Context, t time.Time) (context.Context, context.CancelFunc) {
+	return context.WithDeadline(ctx, t)
+}
 
 // Sleep waits d on a timer, or until ctx ends.
 func (realClock) Sleep(ctx context.Context, d time.Duration) error {
@@ -243,7 +251,7 @@ func (g *rateGate) wait(ctx context.Context, sendBy time.Time) (probe bool, err 
 		case stepAwaitProbe:
 			answered := g.answered
 			g.mu.Unlock()
-			if err := awaitProbe(ctx, answered, sendBy); err != nil {
+			if err := awaitProbe(ctx, g.clock, answered, sendBy); err != nil {
 				return false, err
 			}
 		}
@@ -258,8 +266,8 @@ func (g *rateGate) open() bool {
 	return step == stepSend
 }
 
-func awaitProbe(ctx context.Context, answered <-chan struct{}, sendBy time.Time) error {
-	ctx, cancel := context.WithDeadline(ctx, sendBy)
+func awaitProbe(ctx context.Context, c clock, answered <-chan struct{}, sendBy time.Time) error {
+	ctx, cancel := c.WithDeadline(ctx, sendBy)
 	defer cancel()
 	select {
 	case <-answered:
