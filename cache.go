@@ -102,7 +102,7 @@ func (sc *seriesCache) get(key []byte) (*series, bool) {
 }
 
 func (sc *seriesCache) remember(key []byte, s *series) {
-	cost := seriesEntryCost + len(key) + len(s.source) + len(s.tags) + len(s.problem)
+	cost := seriesEntryCost + len(key) + len(s.Source) + len(s.Tags) + len(s.Problem)
 	if cost > maxCachedEntryBytes {
 		return
 	}

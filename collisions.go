@@ -94,19 +94,19 @@ func (f *collisionFinder) find(metrics []telegraf.Metric, pts []point, tagged bo
 	for lo := 0; lo < len(pts); {
 		f.runs++
 		stamp := f.runs
-		first := names.get(pts[lo].name)
+		first := names.get(pts[lo].Name)
 		first.run = stamp
-		s, t, prefix := pts[lo].series, pts[lo].time, first.prefix
+		s, t, prefix := pts[lo].Series, pts[lo].Time, first.prefix
 		sum, twice, warned := first.hash, false, first.warned
 		hi := lo + 1
 		for ; hi < len(pts); hi++ {
 			p := &pts[hi]
-			if p.series != s || p.time != t {
+			if p.Series != s || p.Time != t {
 				break
 			}
-			n := names.cached(p.name)
+			n := names.cached(p.Name)
 			if n == nil {
-				n = names.miss(p.name)
+				n = names.miss(p.Name)
 			}
 			if n.prefix != prefix {
 				break
@@ -134,7 +134,7 @@ type runScan struct {
 
 // addRun counts the collisions of the run pts[lo:hi].
 func (f *collisionFinder) addRun(pts []point, lo, hi int, r runScan, tagged bool) {
-	key := nonZero(f.series.hash(pts[lo].series, tagged) ^ uint64(pts[lo].time)*0x9e3779b97f4a7c15 ^ r.prefix*0xc2b2ae3d27d4eb4f)
+	key := nonZero(f.series.hash(pts[lo].Series, tagged) ^ uint64(pts[lo].Time)*0x9e3779b97f4a7c15 ^ r.prefix*0xc2b2ae3d27d4eb4f)
 	g := f.group(key)
 	switch {
 	case g.key == 0:
@@ -148,7 +148,7 @@ func (f *collisionFinder) addRun(pts []point, lo, hi int, r runScan, tagged bool
 		if !g.noted && !r.warned {
 			g.noted = true
 			for i := lo; i < hi; i++ {
-				if n := f.names.cached(pts[i].name); n == nil || !n.warned {
+				if n := f.names.cached(pts[i].Name); n == nil || !n.warned {
 					f.note(&pts[i], tagged)
 				}
 			}
@@ -199,9 +199,9 @@ func (f *collisionFinder) compare(run []point, tagged bool) {
 		f.live = true
 	}
 	mask := uint64(len(f.slots) - 1)
-	rh := f.series.hash(run[0].series, tagged) ^ uint64(run[0].time)*0x9e3779b97f4a7c15
+	rh := f.series.hash(run[0].Series, tagged) ^ uint64(run[0].Time)*0x9e3779b97f4a7c15
 	for i := range run {
-		k := pointKey(rh, f.names.get(run[i].name).hash)
+		k := pointKey(rh, f.names.get(run[i].Name).hash)
 		j := k & mask
 		for f.slots[j] != 0 && f.slots[j]&^1 != k {
 			j = (j + 1) & mask
@@ -237,7 +237,7 @@ func table(slots []uint64, n int) []uint64 {
 // note queues the first collision of a name not warned about yet. Past
 // maxCollisionWarnings names it marks them warned without a warning.
 func (f *collisionFinder) note(p *point, tagged bool) {
-	n := f.names.get(p.name)
+	n := f.names.get(p.Name)
 	if n.warned {
 		return
 	}
@@ -247,7 +247,7 @@ func (f *collisionFinder) note(p *point, tagged bool) {
 		return
 	}
 	f.warned.add(h)
-	f.pending = append(f.pending, collision{name: p.name, key: seriesKeyOf(p.series, tagged), time: p.time})
+	f.pending = append(f.pending, collision{name: p.Name, key: seriesKeyOf(p.Series, tagged), time: p.Time})
 }
 
 // settle adds the current Write's collisions to the self-metric once the
@@ -287,7 +287,7 @@ func (f *collisionFinder) explain(metrics []telegraf.Metric, tagged bool, conv *
 			continue
 		}
 		s := conv.seriesFor(m)
-		if s.problem != "" {
+		if s.Problem != "" {
 			continue
 		}
 		names := conv.names.fields(m.Name())

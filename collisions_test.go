@@ -316,7 +316,7 @@ func TestCollisionCountMatchesBruteForce(t *testing.T) {
 	f := newCollisionFinder("host", "", st, quietLogger{})
 	measurements := []string{"cpu", "disk", "disk.io", "mem"}
 	fields := []string{"a", "b", "c", "d", "e"}
-	sources := []*series{{source: "h1"}, {source: "h1"}, {source: "h2"}, {source: "h1", tags: "x"}}
+	sources := []*series{{Source: "h1"}, {Source: "h1"}, {Source: "h2"}, {Source: "h1", Tags: "x"}}
 	for round := range 300 {
 		pts := make([]point, 0, 40*len(fields))
 		for range rng.IntN(40) + 1 {
@@ -328,13 +328,13 @@ func TestCollisionCountMatchesBruteForce(t *testing.T) {
 				if rng.IntN(4) == 0 {
 					name = strings.Clone(name)
 				}
-				pts = append(pts, point{name: name, series: s, time: tm})
+				pts = append(pts, point{Name: name, Series: s, Time: tm})
 			}
 		}
 		for _, tagged := range []bool{false, true} {
 			want, seen := 0, map[string]bool{}
 			for _, p := range pts {
-				k := fmt.Sprint(p.name, "\x00", seriesKeyOf(p.series, tagged), "\x00", p.time)
+				k := fmt.Sprint(p.Name, "\x00", seriesKeyOf(p.Series, tagged), "\x00", p.Time)
 				if seen[k] {
 					want++
 				}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/seed-d22a899f/librato/internal/delivery"
+
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/filter"
 	"github.com/influxdata/telegraf/plugins/serializers/graphite"
@@ -30,39 +32,12 @@ type converterConfig struct {
 	summaries         bool
 }
 
-// series is what all measurements of one tag set share: the legacy source,
-// or the tagged API's tags already encoded as a JSON object.
-type series struct {
-	source  string
-	tags    string
-	problem string // non-empty: nothing of this series can be sent
-	reason  dropReason
-}
-
-// String describes the series for log lines, in the terms of the API used.
-func (s *series) String() string {
-	if s.tags != "" {
-		return "tags " + s.tags
-	}
-	return fmt.Sprintf("source %q", s.source)
-}
-
-// point is one Librato measurement: a gauge, or a summary when summary is
-// set. Kept small (48 bytes): a flush handles one per field.
-type point struct {
-	name    string
-	series  *series
-	time    int64
-	value   float64
-	summary *summary // in the converter's sums
-}
-
-type summary struct {
-	count                          int64
-	sum, min, max, sumSquares, std float64
-	hasMin, hasMax, hasSumSq       bool
-	hasStd                         bool
-}
+// The converter's output types live with the delivery core that sends them.
+type (
+	series  = delivery.Series
+	point   = delivery.Measurement
+	summary = delivery.Summary
+)
 
 // converter turns Telegraf metrics into points. It keeps its caches and
 // output slice between flushes, so a steady workload converts without
@@ -154,8 +129,8 @@ func (c *converter) convertMetric(m telegraf.Metric) {
 		return
 	}
 	s := c.seriesFor(m)
-	if s.problem != "" {
-		c.dropMetric(m, s.reason, s.problem)
+	if s.Problem != "" {
+		c.dropMetric(m, dropReason(s.Reason), s.Problem)
 		return
 	}
 	fields := m.FieldList()
@@ -189,7 +164,7 @@ func (c *converter) convertMetric(m telegraf.Metric) {
 			c.dropPoint(name, s, reason, problem)
 			continue
 		}
-		c.points = append(c.points, point{name: name, series: s, time: t, value: v})
+		c.points = append(c.points, point{Name: name, Series: s, Time: t, Value: v})
 	}
 }
 
@@ -284,12 +259,12 @@ func (c *converter) legacySeries(source, origin string) *series {
 		problem = origin + ` resolved to source "all", which Librato reserves`
 	}
 	if problem == "" {
-		return &series{source: c.shorten(source, maxSourceLen)}
+		return &series{Source: c.shorten(source, maxSourceLen)}
 	}
 	if c.cfg.defaultSource != "" {
-		return &series{source: c.cfg.defaultSource}
+		return &series{Source: c.cfg.defaultSource}
 	}
-	return &series{problem: problem + " (set default_source to keep such metrics)", reason: reasonEmptySource}
+	return &series{Problem: problem + " (set default_source to keep such metrics)", Reason: int(reasonEmptySource)}
 }
 
 // taggedSeries builds the tag set: extra_tags first, then the source
@@ -313,9 +288,9 @@ func (c *converter) taggedSeries(m telegraf.Metric, override string, hasOverride
 		c.log.Debugf("Metric %q has more than %d tags: %d left out", m.Name(), maxTags, tags.truncated)
 	}
 	if len(tags.pairs) == 0 {
-		return &series{problem: "no tags to send (Librato's tagged API requires one; see extra_tags)", reason: reasonNoTags}
+		return &series{Problem: "no tags to send (Librato's tagged API requires one; see extra_tags)", Reason: int(reasonNoTags)}
 	}
-	return &series{tags: string(appendTagObject(nil, tags.pairs))}
+	return &series{Tags: string(appendTagObject(nil, tags.pairs))}
 }
 
 type tagSet struct {

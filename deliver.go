@@ -352,7 +352,7 @@ func (f *flush) isolate(pts []point, settled []bool, o outcome) error {
 		// endpoint takes requests, which proof needs.
 		return f.sendParts(pts[k:], settled[k:], pts[:k], settled[:k])
 	}
-	slices.SortStableFunc(pts, func(a, b point) int { return cmp.Compare(a.time, b.time) })
+	slices.SortStableFunc(pts, func(a, b point) int { return cmp.Compare(a.Time, b.Time) })
 	k := len(pts) / 2
 	return f.sendParts(pts[:k], settled[:k], pts[k:], settled[k:])
 }
@@ -380,7 +380,7 @@ func (f *flush) judgeAwaitingEvidence() {
 			continue
 		}
 		f.leave(fmt.Errorf("librato rejected %s (%s) but has accepted no request yet, which a rejection needs to count as proof; kept: %w",
-			r.p.name, r.p.series, r.o.err))
+			r.p.Name, r.p.Series, r.o.err))
 	}
 }
 
@@ -392,7 +392,7 @@ func partitionSuspects(pts []point, o outcome) int {
 	}
 	k := 0
 	for i := range pts {
-		if slices.Contains(o.names, pts[i].name) || slices.Contains(o.sources, pts[i].series.source) {
+		if slices.Contains(o.names, pts[i].Name) || slices.Contains(o.sources, pts[i].Series.Source) {
 			pts[k], pts[i] = pts[i], pts[k]
 			k++
 		}
@@ -444,7 +444,7 @@ func (r *rejectionLog) add(p *point, reason string) {
 	rr := &r.reasons[i]
 	rr.count++
 	if len(rr.examples) < maxRejectionExamples {
-		rr.examples = append(rr.examples, fmt.Sprintf("%s (%s, time %d)", p.name, p.series, p.time))
+		rr.examples = append(rr.examples, fmt.Sprintf("%s (%s, time %d)", p.Name, p.Series, p.Time))
 	}
 }
 

@@ -22,18 +22,18 @@ func encodeLegacy(buf []byte, pts []point) []byte {
 		}
 		p := &pts[i]
 		buf = append(buf, `{"name":"`...)
-		buf = append(buf, p.name...)
+		buf = append(buf, p.Name...)
 		buf = append(buf, `","source":"`...)
-		buf = append(buf, p.series.source...)
+		buf = append(buf, p.Series.Source...)
 		buf = append(buf, '"')
-		if p.summary != nil {
-			buf = appendLegacySummary(buf, p.summary)
+		if p.Summary != nil {
+			buf = appendLegacySummary(buf, p.Summary)
 		} else {
 			buf = append(buf, `,"value":`...)
-			buf = appendFloat(buf, p.value)
+			buf = appendFloat(buf, p.Value)
 		}
 		buf = append(buf, `,"measure_time":`...)
-		buf = times.append(buf, p.time)
+		buf = times.append(buf, p.Time)
 		buf = append(buf, '}')
 	}
 	return append(buf, "]}"...)
@@ -56,12 +56,12 @@ func (d *timeDigits) append(buf []byte, t int64) []byte {
 
 func appendLegacySummary(buf []byte, s *summary) []byte {
 	buf = append(buf, `,"count":`...)
-	buf = strconv.AppendInt(buf, s.count, 10)
+	buf = strconv.AppendInt(buf, s.Count, 10)
 	buf = append(buf, `,"sum":`...)
-	buf = appendFloat(buf, s.sum)
-	buf = appendOptional(buf, `,"min":`, s.min, s.hasMin)
-	buf = appendOptional(buf, `,"max":`, s.max, s.hasMax)
-	return appendOptional(buf, `,"sum_squares":`, s.sumSquares, s.hasSumSq)
+	buf = appendFloat(buf, s.Sum)
+	buf = appendOptional(buf, `,"min":`, s.Min, s.HasMin)
+	buf = appendOptional(buf, `,"max":`, s.Max, s.HasMax)
+	return appendOptional(buf, `,"sum_squares":`, s.SumSquares, s.HasSumSq)
 }
 
 // encodeTagged appends the /v1/measurements body for pts. Per-measurement
@@ -71,7 +71,7 @@ func appendLegacySummary(buf []byte, s *summary) []byte {
 func encodeTagged(buf []byte, pts []point) []byte {
 	var common string
 	if len(pts) > 0 {
-		common = pts[0].series.tags
+		common = pts[0].Series.Tags
 	}
 	var times timeDigits
 	buf = append(buf, `{"tags":`...)
@@ -83,20 +83,20 @@ func encodeTagged(buf []byte, pts []point) []byte {
 		}
 		p := &pts[i]
 		buf = append(buf, `{"name":"`...)
-		buf = append(buf, p.name...)
+		buf = append(buf, p.Name...)
 		buf = append(buf, '"')
-		if p.series.tags != common {
+		if p.Series.Tags != common {
 			buf = append(buf, `,"tags":`...)
-			buf = append(buf, p.series.tags...)
+			buf = append(buf, p.Series.Tags...)
 		}
-		if p.summary != nil {
-			buf = appendTaggedSummary(buf, p.summary)
+		if p.Summary != nil {
+			buf = appendTaggedSummary(buf, p.Summary)
 		} else {
 			buf = append(buf, `,"value":`...)
-			buf = appendFloat(buf, p.value)
+			buf = appendFloat(buf, p.Value)
 		}
 		buf = append(buf, `,"time":`...)
-		buf = times.append(buf, p.time)
+		buf = times.append(buf, p.Time)
 		buf = append(buf, '}')
 	}
 	return append(buf, "]}"...)
@@ -104,12 +104,12 @@ func encodeTagged(buf []byte, pts []point) []byte {
 
 func appendTaggedSummary(buf []byte, s *summary) []byte {
 	buf = append(buf, `,"count":`...)
-	buf = strconv.AppendInt(buf, s.count, 10)
+	buf = strconv.AppendInt(buf, s.Count, 10)
 	buf = append(buf, `,"sum":`...)
-	buf = appendFloat(buf, s.sum)
-	buf = appendOptional(buf, `,"min":`, s.min, s.hasMin)
-	buf = appendOptional(buf, `,"max":`, s.max, s.hasMax)
-	return appendOptional(buf, `,"stddev":`, s.std, s.hasStd)
+	buf = appendFloat(buf, s.Sum)
+	buf = appendOptional(buf, `,"min":`, s.Min, s.HasMin)
+	buf = appendOptional(buf, `,"max":`, s.Max, s.HasMax)
+	return appendOptional(buf, `,"stddev":`, s.Std, s.HasStd)
 }
 
 func appendOptional(buf []byte, key string, v float64, ok bool) []byte {
@@ -136,8 +136,8 @@ func appendTagObject(buf []byte, pairs [][2]string) []byte {
 // encodedSize estimates a point's share of a request body, to keep bodies
 // under Librato's size limit without encoding twice.
 func encodedSize(p *point) int {
-	n := len(p.name) + len(p.series.source) + len(p.series.tags) + 80
-	if p.summary != nil {
+	n := len(p.Name) + len(p.Series.Source) + len(p.Series.Tags) + 80
+	if p.Summary != nil {
 		n += 120
 	}
 	return n

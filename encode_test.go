@@ -22,13 +22,13 @@ func encodeTaggedPerMeasurement(buf []byte, pts []point) []byte {
 		}
 		p := &pts[i]
 		buf = append(buf, `{"name":`...)
-		buf = appendString(buf, p.name)
+		buf = appendString(buf, p.Name)
 		buf = append(buf, `,"tags":`...)
-		buf = append(buf, p.series.tags...)
+		buf = append(buf, p.Series.Tags...)
 		buf = append(buf, `,"value":`...)
-		buf = appendFloat(buf, p.value)
+		buf = appendFloat(buf, p.Value)
 		buf = append(buf, `,"time":`...)
-		buf = strconv.AppendInt(buf, p.time, 10)
+		buf = strconv.AppendInt(buf, p.Time, 10)
 		buf = append(buf, '}')
 	}
 	return append(buf, "]}"...)

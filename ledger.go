@@ -71,17 +71,17 @@ func (l *ledger) key(p *point) uint64 {
 	}
 	var h maphash.Hash
 	h.SetSeed(l.seed)
-	h.WriteString(p.name)
+	h.WriteString(p.Name)
 	h.WriteByte(0)
-	h.WriteString(p.series.source)
+	h.WriteString(p.Series.Source)
 	h.WriteByte(0)
-	h.WriteString(p.series.tags)
+	h.WriteString(p.Series.Tags)
 	var sm summary
-	if p.summary != nil {
-		sm = *p.summary
+	if p.Summary != nil {
+		sm = *p.Summary
 	}
-	for _, v := range []uint64{uint64(p.time), math.Float64bits(p.value), uint64(sm.count),
-		math.Float64bits(sm.sum), math.Float64bits(sm.min), math.Float64bits(sm.max), math.Float64bits(sm.std)} {
+	for _, v := range []uint64{uint64(p.Time), math.Float64bits(p.Value), uint64(sm.Count),
+		math.Float64bits(sm.Sum), math.Float64bits(sm.Min), math.Float64bits(sm.Max), math.Float64bits(sm.Std)} {
 		var b [8]byte
 		binary.LittleEndian.PutUint64(b[:], v)
 		h.Write(b[:])

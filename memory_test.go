@@ -253,7 +253,7 @@ func cachedNormally(c *converter) int {
 		n += measurementEntryCost + len(m)
 	}
 	for k, s := range c.series.byKey {
-		n += seriesEntryCost + len(k) + len(s.source) + len(s.tags) + len(s.problem)
+		n += seriesEntryCost + len(k) + len(s.Source) + len(s.Tags) + len(s.Problem)
 	}
 	return n
 }
@@ -270,7 +270,7 @@ func TestCacheStartsOverAtBudget(t *testing.T) {
 		}
 		pts := c.convert(metrics)
 		require.Len(t, pts, len(metrics))
-		require.Equal(t, fmt.Sprintf("h%d", i+999), pts[999].series.source)
+		require.Equal(t, fmt.Sprintf("h%d", i+999), pts[999].Series.Source)
 		c.release()
 		require.LessOrEqual(t, c.series.used.entries, cacheMaxEntries)
 		require.LessOrEqual(t, c.series.used.bytes, cacheBudgetBytes)

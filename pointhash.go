@@ -14,9 +14,9 @@ import (
 // legacy source or the tagged API's tag set.
 func seriesKeyOf(s *series, tagged bool) string {
 	if tagged {
-		return s.tags
+		return s.Tags
 	}
-	return s.source
+	return s.Source
 }
 
 // seriesMemoSize is the number of series whose hashes are kept: a few

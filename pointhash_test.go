@@ -70,9 +70,9 @@ func TestNameMemo(t *testing.T) {
 
 func TestSeriesMemoFollowsTheAPI(t *testing.T) {
 	m := seriesMemo{seed: maphash.MakeSeed()}
-	s := &series{source: "web", tags: `{"host":"web"}`}
+	s := &series{Source: "web", Tags: `{"host":"web"}`}
 	legacy, tagged := m.hash(s, false), m.hash(s, true)
 	require.NotEqual(t, legacy, tagged)
-	require.Equal(t, legacy, m.hash(&series{source: "web", tags: `{"host":"other"}`}, false))
+	require.Equal(t, legacy, m.hash(&series{Source: "web", Tags: `{"host":"other"}`}, false))
 	require.Equal(t, legacy, m.hash(s, false))
 }

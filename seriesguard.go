@@ -185,7 +185,7 @@ func (g *seriesGuard) screen(pts []point, tagged bool) []point {
 // key identifies the series of a point as Librato does: name and source,
 // or name and tag set.
 func (g *seriesGuard) key(p *point, tagged bool) uint64 {
-	return pointKey(g.series.hash(p.series, tagged), g.names.get(p.name).hash)
+	return pointKey(g.series.hash(p.Series, tagged), g.names.get(p.Name).hash)
 }
 
 func (g *seriesGuard) refuse(p *point, tagged bool) {
@@ -194,9 +194,9 @@ func (g *seriesGuard) refuse(p *point, tagged bool) {
 		return
 	}
 	if tagged {
-		g.examples = append(g.examples, p.name+" "+p.series.tags)
+		g.examples = append(g.examples, p.Name+" "+p.Series.Tags)
 	} else {
-		g.examples = append(g.examples, p.name+" source "+p.series.source)
+		g.examples = append(g.examples, p.Name+" source "+p.Series.Source)
 	}
 }
 

@@ -154,13 +154,13 @@ func TestSeriesGuardPolicy(t *testing.T) {
 		for _, s := range f.series {
 			name, key, _ := strings.Cut(s, "@")
 			if interned[key] == nil {
-				interned[key] = &series{source: key, tags: `{"k":"` + key + `"}`}
+				interned[key] = &series{Source: key, Tags: `{"k":"` + key + `"}`}
 			}
-			pts = append(pts, point{name: name, series: interned[key], time: clock.Unix()})
+			pts = append(pts, point{Name: name, Series: interned[key], Time: clock.Unix()})
 		}
 		var kept []string
 		for _, p := range g.screen(pts, f.tagged) {
-			kept = append(kept, p.name+"@"+p.series.source)
+			kept = append(kept, p.Name+"@"+p.Series.Source)
 		}
 		require.Equal(t, f.wantKept, kept, "flush %d", i)
 		require.Equal(t, len(f.series)-len(f.wantKept), g.dropped, "flush %d", i)

@@ -36,7 +36,7 @@ func (c *converter) appendSummaries(m telegraf.Metric, fields []*telegraf.Field,
 		var sm summary
 		if problem := c.fillSummary(&sm, fields, prefix, f.Value, fields[sumIdx].Value); problem != "" {
 			reason := reasonInvalidValue
-			if sm.count == 0 {
+			if sm.Count == 0 {
 				reason = reasonZeroCount
 			}
 			c.dropPoint(name, s, reason, problem)
@@ -45,7 +45,7 @@ func (c *converter) appendSummaries(m telegraf.Metric, fields []*telegraf.Field,
 		// A pointer into c.sums stays valid when append moves it: the old
 		// array lives on, unchanged, as long as points refer to it.
 		c.sums = append(c.sums, sm)
-		c.points = append(c.points, point{name: name, series: s, time: t, summary: &c.sums[len(c.sums)-1]})
+		c.points = append(c.points, point{Name: name, Series: s, Time: t, Summary: &c.sums[len(c.sums)-1]})
 	}
 }
 
@@ -68,9 +68,9 @@ func (c *converter) fillSummary(sm *summary, fields []*telegraf.Field, prefix st
 	if n == 0 {
 		return "summary count is 0, which Librato rejects"
 	}
-	sm.count = int64(n)
+	sm.Count = int64(n)
 	var problem string
-	if sm.sum, problem = c.statValue(sum); problem != "" {
+	if sm.Sum, problem = c.statValue(sum); problem != "" {
 		return "summary sum: " + problem
 	}
 	optional := []struct {
@@ -78,10 +78,10 @@ func (c *converter) fillSummary(sm *summary, fields []*telegraf.Field, prefix st
 		dst  *float64
 		has  *bool
 	}{
-		{"min", &sm.min, &sm.hasMin},
-		{"max", &sm.max, &sm.hasMax},
-		{"stdev", &sm.std, &sm.hasStd},
-		{"sum_squares", &sm.sumSquares, &sm.hasSumSq},
+		{"min", &sm.Min, &sm.HasMin},
+		{"max", &sm.Max, &sm.HasMax},
+		{"stdev", &sm.Std, &sm.HasStd},
+		{"sum_squares", &sm.SumSquares, &sm.HasSumSq},
 	}
 	for _, o := range optional {
 		idx := fieldIndex(fields, prefix, o.stat)
@@ -94,7 +94,7 @@ func (c *converter) fillSummary(sm *summary, fields []*telegraf.Field, prefix st
 		}
 		*o.has = true
 	}
-	sm.deriveSpread()
+	deriveSpread(sm)
 	return ""
 }
 
@@ -112,16 +112,16 @@ func (*converter) statValue(v any) (float64, string) {
 // deriveSpread fills whichever of sum_squares (legacy API) and stddev (tagged
 // API) is missing from the other. basicstats' stdev is the sample standard
 // deviation, so Σx² = s²·(n-1) + sum²/n.
-func (sm *summary) deriveSpread() {
-	n := float64(sm.count)
+func deriveSpread(sm *summary) {
+	n := float64(sm.Count)
 	switch {
-	case sm.hasStd && !sm.hasSumSq:
-		sm.sumSquares = sm.std*sm.std*(n-1) + sm.sum*sm.sum/n
-		sm.hasSumSq = valueOK(sm.sumSquares)
-	case sm.hasSumSq && !sm.hasStd && n > 1:
-		variance := (sm.sumSquares - sm.sum*sm.sum/n) / (n - 1)
-		sm.std = math.Sqrt(math.Max(variance, 0))
-		sm.hasStd = valueOK(sm.std)
+	case sm.HasStd && !sm.HasSumSq:
+		sm.SumSquares = sm.Std*sm.Std*(n-1) + sm.Sum*sm.Sum/n
+		sm.HasSumSq = valueOK(sm.SumSquares)
+	case sm.HasSumSq && !sm.HasStd && n > 1:
+		variance := (sm.SumSquares - sm.Sum*sm.Sum/n) / (n - 1)
+		sm.Std = math.Sqrt(math.Max(variance, 0))
+		sm.HasStd = valueOK(sm.Std)
 	}
 }
 

@@ -1,0 +1,41 @@
+// Package delivery is the delivery core of outputs.librato: measurements in,
+// requests to Librato out, and for each measurement whether it was settled
+// (stored, or dropped on proof that Librato refuses it).
+package delivery
+
+import "fmt"
+
+// Series is what all measurements of one tag set share: the legacy source,
+// or the tagged API's tags already encoded as a JSON object.
+type Series struct {
+	Source  string
+	Tags    string
+	Problem string // non-empty: nothing of this series can be sent
+	Reason  int    // the converter's drop reason when Problem is set
+}
+
+// String describes the series for log lines, in the terms of the API used.
+func (s *Series) String() string {
+	if s.Tags != "" {
+		return "tags " + s.Tags
+	}
+	return fmt.Sprintf("source %q", s.Source)
+}
+
+// Measurement is one Librato measurement: a gauge, or a summary when Summary
+// is set. Kept small: a flush handles one per field.
+type Measurement struct {
+	Name    string
+	Series  *Series
+	Time    int64
+	Value   float64
+	Summary *Summary // in the converter's sums
+}
+
+// Summary is a complex gauge (legacy) or aggregated measurement (tagged).
+type Summary struct {
+	Count                          int64
+	Sum, Min, Max, SumSquares, Std float64
+	HasMin, HasMax, HasSumSq       bool
+	HasStd                         bool
+}
