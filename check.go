@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/seed-d22a899f/librato/internal/delivery"
 )
 
 // The credential check (librato-execd/librato-tryout -check): a few requests
@@ -38,16 +40,16 @@ func (l *Librato) Check(ctx context.Context) (string, error) {
 	if l.sender == nil {
 		return "", errors.New("plugin not initialised")
 	}
-	if l.sender.client == nil {
+	if !l.sender.connected() {
 		if err := l.sender.connect(); err != nil {
 			return "", err
 		}
 	}
-	auth, err := l.sender.credentials()
+	auth, err := l.sender.core.Credentials()
 	if err != nil {
 		return "", err
 	}
-	defer auth.forget()
+	defer auth.Forget()
 	c := &credCheck{s: l.sender, auth: &auth}
 	eps := l.sender.cfg.endpoints
 	target := l.APIURL
@@ -126,7 +128,7 @@ func checkVerdict(api string, tagged bool, target string, eps endpoints) (string
 // proxy and timeout settings, and no redirect following.
 type credCheck struct {
 	s    *sender
-	auth *flushAuth
+	auth *delivery.Credentials
 }
 
 // answer is a response: status, headers and the redacted start of the body.
@@ -161,24 +163,20 @@ func (c *credCheck) do(ctx context.Context, method, u string, body []byte) (answ
 	if err != nil {
 		return answer{}, fmt.Errorf("creating request: %w", err)
 	}
-	req.Header["Authorization"] = c.auth.auth
-	req.Header["User-Agent"] = c.s.userAgent
-	if body != nil {
-		req.Header["Content-Type"] = contentTypeJSON
-	}
-	resp, err := c.s.client.Do(req)
+	c.s.core.SetRequestHeaders(req.Header, c.auth, body != nil, false)
+	resp, err := c.s.client().Do(req)
 	if err != nil {
 		return answer{}, transportError(err, req.URL, c.proxyFor(req), c.s.cfg.timeout)
 	}
 	defer resp.Body.Close()
 	// A cut-off body is judged by what arrived: the status says the most.
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseRead)) //nolint:errcheck // partial text is enough
-	return answer{status: resp.StatusCode, header: resp.Header, body: c.auth.redact(raw)}, nil
+	return answer{status: resp.StatusCode, header: resp.Header, body: c.auth.Redact(raw)}, nil
 }
 
 // proxyFor is the proxy the request went through, for messages: "" if none.
 func (c *credCheck) proxyFor(req *http.Request) string {
-	t, ok := c.s.client.Transport.(*http.Transport)
+	t, ok := c.s.client().Transport.(*http.Transport)
 	if !ok || t.Proxy == nil {
 		return ""
 	}

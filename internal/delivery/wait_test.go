@@ -1,4 +1,4 @@
-package librato
+package delivery
 
 import (
 	"context"

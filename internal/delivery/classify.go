@@ -1,4 +1,4 @@
-package librato
+package delivery
 
 import (
 	"encoding/json"
@@ -56,22 +56,22 @@ func classify(status int, header http.Header, body []byte, tagged bool, now time
 	apiErr := parseAPIError(body)
 	o.reason = strconv.Quote(apiErr.reason)
 	o.names, o.sources = apiErr.names, apiErr.sources
-	o.err = fmt.Errorf("librato answered %d: %s", status, excerpt(body))
+	o.err = fmt.Errorf("librato answered %d: %s", status, Excerpt(body))
 	switch {
 	case status >= 300 && status < 400:
 		o.kind = halt
-		o.err = redirectError(status, header.Get("Location"))
+		o.err = RedirectError(status, header.Get("Location"))
 	case status == http.StatusTooManyRequests || status >= 500:
 		o.kind = transient
 		o.retryAfter = retryHint(header, now)
-	case status == http.StatusForbidden && isRateLimit(body):
+	case status == http.StatusForbidden && IsRateLimit(body):
 		o.kind = transient
 		o.retryAfter = retryHint(header, now)
 	case (status == http.StatusBadRequest || status == http.StatusUnprocessableEntity) && apiErr.fieldErrors:
 		o.kind = rejected
 	case status == http.StatusRequestEntityTooLarge:
 		o.kind = tooLarge
-		o.err = fmt.Errorf("librato answered 413 (request too large; a proxy may limit bodies: lower measurements_per_request): %s", excerpt(body))
+		o.err = fmt.Errorf("librato answered 413 (request too large; a proxy may limit bodies: lower measurements_per_request): %s", Excerpt(body))
 	case status == http.StatusBadRequest || status == http.StatusUnprocessableEntity:
 		o.kind = halt
 		o.err = unprovenRejection(status, body, apiErr)
@@ -125,20 +125,21 @@ func acceptedWithFailures(body []byte) (failed int, errs string) {
 	switch string(doc.Errors) {
 	case "", "null", "[]", "{}":
 	default:
-		errs = excerpt(doc.Errors)
+		errs = Excerpt(doc.Errors)
 	}
 	return max(doc.Measurements.Summary.Failed, 0), errs
 }
 
-func isRateLimit(body []byte) bool {
+// IsRateLimit: the body is Librato's "API limit" or a "rate limit" answer.
+func IsRateLimit(body []byte) bool {
 	s := strings.ToLower(string(body))
 	return strings.Contains(s, "api limit") || strings.Contains(s, "rate limit")
 }
 
-// redirectError: a redirect is never followed. Go would turn the POST into a
+// RedirectError: a redirect is never followed. Go would turn the POST into a
 // bodyless GET (silently storing nothing) and may send the credentials to
 // the new location, so the user is told to point api_url there instead.
-func redirectError(status int, location string) error {
+func RedirectError(status int, location string) error {
 	if location == "" {
 		return fmt.Errorf("librato answered %d, a redirect without a location: check api_url", status)
 	}
@@ -159,7 +160,7 @@ func unprovenRejection(status int, body []byte, apiErr apiError) error {
 	if apiErr.librato {
 		who = "an error about the request, not a measurement"
 	}
-	return fmt.Errorf("librato answered %d with %s: %s", status, who, excerpt(body))
+	return fmt.Errorf("librato answered %d with %s: %s", status, who, Excerpt(body))
 }
 
 // settingError tells the user which setting to fix.
@@ -169,16 +170,18 @@ func settingError(status int, body []byte, tagged bool) error {
 	case status == http.StatusUnauthorized:
 		hint = "check api_user (the account email) and api_token"
 	case status == http.StatusForbidden && tagged && strings.Contains(string(body), "not enabled"):
-		return fmt.Errorf(`librato answered 403 (%w: set api = "legacy" or "auto"): %s`, errTagsNotEnabled, excerpt(body))
+		return fmt.Errorf(`librato answered 403 (%w: set api = "legacy" or "auto"): %s`, ErrTagsNotEnabled, Excerpt(body))
 	case status == http.StatusForbidden:
 		hint = "check that api_token has record access and that api_url is HTTPS"
 	case status == http.StatusUnsupportedMediaType:
 		hint = `check content_encoding (Librato may not accept "gzip")`
 	}
-	return fmt.Errorf("librato answered %d (%s): %s", status, hint, excerpt(body))
+	return fmt.Errorf("librato answered %d (%s): %s", status, hint, Excerpt(body))
 }
 
-func excerpt(body []byte) string {
+// Excerpt quotes the start of a response body (already redacted) for an
+// error or log line, at most maxErrorText bytes of it.
+func Excerpt(body []byte) string {
 	s := strings.TrimSpace(string(body))
 	if len(s) > maxErrorText {
 		s = s[:maxErrorText] + "…"

@@ -1,4 +1,4 @@
-package librato
+package delivery
 
 import (
 	"context"
@@ -161,10 +161,15 @@ func TestSecretForms(t *testing.T) {
 
 func TestRedactEveryForm(t *testing.T) {
 	basic := base64.StdEncoding.EncodeToString([]byte(testUser + ":" + testToken))
-	a := flushAuth{secrets: secretForms(testUser, testToken, basic)}
+	a := Credentials{secrets: secretForms(testUser, testToken, basic)}
 	echo := `{"errors":{"request":["Authorization: Basic ` + basic + ` for ops%40example.com"]}}`
-	got := string(a.redact([]byte(echo)))
+	got := string(a.Redact([]byte(echo)))
 	require.NotContains(t, got, basic[:12])
 	require.NotContains(t, got, "ops%40example.com")
 	require.Contains(t, got, "Basic [redacted] for [redacted]")
 }
+
+const (
+	testUser  = "ops@example.com"
+	testToken = "s3cr3t-t0ken-9f8e7d"
+)
