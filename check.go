@@ -216,7 +216,7 @@ func recordAnswer(a answer, ep endpoint) error {
 	case a.status == http.StatusBadRequest || a.status == http.StatusUnprocessableEntity:
 		return fmt.Errorf("the answer to POST %s was %d with %s, not Librato's JSON (a proxy or firewall in the way?): check api_url and http_proxy_url",
 			ep.url, a.status, excerpt(a.body))
-	case a.status == http.StatusForbidden && ep.tagged && bytes.Contains(a.body, []byte("not enabled")):
+	case ep.tagged && delivery.TagsNotEnabled(a.status, a.body):
 		return errTagsNotEnabled
 	case a.status == http.StatusForbidden && !isRateLimit(a.body) && !wantsHTTPS(a.body):
 		return fmt.Errorf("the answer to POST %s was 403, so api_token may read but not record: use a token with record access (%s)",

@@ -53,6 +53,8 @@ type senderConfig struct {
 	// transport, when set, replaces the HTTP transport: the simulation
 	// puts its in-memory Librato there.
 	transport http.RoundTripper
+	// controlSource is the control measurement's source (default_source).
+	controlSource string
 	// clock, when set, replaces the wall clock of the delivery core.
 	clock delivery.Clock
 }
@@ -80,6 +82,7 @@ func newSender(cfg senderConfig, st *stats, log telegraf.Logger) *sender {
 		Proxy:                  cfg.proxy,
 		Transport:              cfg.transport,
 		UserAgent:              userAgent(),
+		ControlSource:          cfg.controlSource,
 		Clock:                  cfg.clock,
 		Log:                    log,
 		Stats:                  st.delivery(),
@@ -98,6 +101,7 @@ func (st *stats) delivery() delivery.Stats {
 		RateLimit:     st.rateLimit,
 		RateRemaining: st.rateRemaining,
 		RequestTime:   st.requestTime,
+		Controls:      st.controls,
 	}
 }
 

@@ -293,6 +293,7 @@ func (l *Librato) senderConfig(eps endpoints) senderConfig {
 		tls:                    &l.ClientConfig,
 		proxy:                  &l.HTTPProxy,
 		transport:              l.transport,
+		controlSource:          l.DefaultSource,
 	}
 }
 

@@ -43,6 +43,12 @@ type outcome struct {
 	// for them: the answer does not say which, and the rest are stored.
 	apiFailed int
 	apiErrors string
+	// Where and when, for the evidence rule: the request's URL, how many
+	// measurements it carried, and the flush's logical clock just before
+	// it was sent and after its answer was read.
+	url            string
+	measurements   int
+	sent, answered uint64
 }
 
 // classify maps a response to an outcome. body is the (size-limited, already
@@ -91,17 +97,6 @@ func unfinished(o outcome, readErr error) outcome {
 	o.kind = halt
 	o.err = fmt.Errorf("librato answered %d but the answer was cut off (%w), which proves nothing: %w", o.status, readErr, o.err)
 	return o
-}
-
-// Proof is what lets the plugin drop a measurement instead of keeping it
-// buffered. See "Delivery" in the README.
-//
-// A request carrying this one measurement was answered 400/422 by Librato
-// itself (its error JSON names an invalid field), and the endpoint has
-// accepted other requests, so it is the measurement, not the endpoint, a
-// proxy or the account, that Librato refuses.
-func proven(o outcome, measurements int, endpointAccepts bool) bool {
-	return o.kind == rejected && measurements == 1 && endpointAccepts
 }
 
 // acceptedWithFailures reads a tagged 2xx body:
@@ -169,7 +164,7 @@ func settingError(status int, body []byte, tagged bool) error {
 	switch {
 	case status == http.StatusUnauthorized:
 		hint = "check api_user (the account email) and api_token"
-	case status == http.StatusForbidden && tagged && strings.Contains(string(body), "not enabled"):
+	case tagged && TagsNotEnabled(status, body):
 		return fmt.Errorf(`librato answered 403 (%w: set api = "legacy" or "auto"): %s`, ErrTagsNotEnabled, Excerpt(body))
 	case status == http.StatusForbidden:
 		hint = "check that api_token has record access and that api_url is HTTPS"
@@ -177,6 +172,19 @@ func settingError(status int, body []byte, tagged bool) error {
 		hint = `check content_encoding (Librato may not accept "gzip")`
 	}
 	return fmt.Errorf("librato answered %d (%s): %s", status, hint, Excerpt(body))
+}
+
+// TagsNotEnabled: the answer is Librato's 403 "Tag based measurements are
+// not enabled for this account", in its error JSON ({"errors":[…]} or
+// {"errors":{…}}). An HTML page from a proxy or firewall that happens to
+// contain the words is not: taking it for one would switch api = "auto" to
+// the legacy API on a tagged account.
+func TagsNotEnabled(status int, body []byte) bool {
+	if status != http.StatusForbidden {
+		return false
+	}
+	e := parseAPIError(body)
+	return e.librato && strings.Contains(strings.ToLower(e.reason), "not enabled")
 }
 
 // Excerpt quotes the start of a response body (already redacted) for an
@@ -248,7 +256,10 @@ func parseAPIError(body []byte) apiError {
 }
 
 // readParams collects "field: message" parts and the names and sources the
-// messages blame; "name" is context, not an error of its own.
+// messages blame. A field error is a field holding an array of messages, for
+// any field, name and source included: a name rule the plugin does not know
+// (a stricter length limit) must be isolatable like any other. A field
+// holding a plain string is context, such as "name": the metric concerned.
 func (e *apiError) readParams(raw json.RawMessage) []string {
 	var params map[string]json.RawMessage
 	if json.Unmarshal(raw, &params) != nil {
@@ -256,10 +267,18 @@ func (e *apiError) readParams(raw json.RawMessage) []string {
 	}
 	var parts []string
 	for _, field := range slices.Sorted(maps.Keys(params)) {
-		msgs := stringsOf(params[field])
-		if field == "name" {
-			e.names = append(e.names, msgs...)
+		var msgs []string
+		if json.Unmarshal(params[field], &msgs) != nil {
+			// Context: a plain string (or anything else) blames nothing.
+			if field == "name" {
+				e.names = append(e.names, stringsOf(params[field])...)
+			}
 			continue
+		}
+		if field == "name" {
+			// Librato may list the offending names here: a hint for the
+			// search, never a conviction.
+			e.names = append(e.names, msgs...)
 		}
 		e.fieldErrors = e.fieldErrors || len(msgs) > 0
 		for _, msg := range msgs {

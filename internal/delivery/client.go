@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
+	"sync/atomic"
 	"time"
 )
 
@@ -62,23 +63,27 @@ func (s *Sender) connected() bool { return s.client != nil }
 
 // post sends one body to ep and classifies the answer. ctx carries the
 // Write's deadline.
-func (s *Sender) post(ctx context.Context, r *Credentials, ep Endpoint, body *payload, n int) outcome {
+// seq is the flush's logical clock: the outcome carries its readings just
+// before the request was handed to the transport and after the answer was
+// read (see evidence.go).
+func (s *Sender) post(ctx context.Context, r *Credentials, ep Endpoint, body *payload, n int, seq *atomic.Uint64) outcome {
 	writes := body.track()
 	defer writes.doReturned()
 	req, err := s.newRequest(ctx, r, ep.URL, writes)
 	if err != nil {
 		return outcome{kind: halt, err: err}
 	}
-	start := time.Now()
+	start := s.clock.Now()
 	s.stats.Requests.Incr(1)
+	sent := seq.Add(1)
 	resp, err := s.client.Do(req)
-	elapsed := time.Since(start)
+	elapsed := s.clock.Now().Sub(start)
 	s.stats.RequestTime.Incr(elapsed.Nanoseconds())
 	if err != nil {
 		if s.cfg.Debug {
 			s.log.Infof("POST %s: %d measurements, %d bytes: failed after %s: %v", ep.URL, n, len(body.wire), elapsed, err)
 		}
-		return outcome{kind: transient, err: fmt.Errorf("sending to librato: %w", err)}
+		return outcome{kind: transient, err: fmt.Errorf("sending to librato: %w", err), url: ep.URL, measurements: n, sent: sent, answered: seq.Add(1)}
 	}
 	defer resp.Body.Close()
 	text, readErr := s.readResponse(r, resp, ep.Tagged)
@@ -91,6 +96,7 @@ func (s *Sender) post(ctx context.Context, r *Credentials, ep Endpoint, body *pa
 		resp.Header.Set("Location", string(r.Redact([]byte(loc))))
 	}
 	o := unfinished(classify(resp.StatusCode, resp.Header, text, ep.Tagged, now), readErr)
+	o.url, o.measurements, o.sent, o.answered = ep.URL, n, sent, seq.Add(1)
 	// The reason is decoded JSON: \u-escaped secrets are plain text now.
 	o.reason = string(r.Redact([]byte(o.reason)))
 	pause, budget := s.pace.observe(resp.Header, now, int(s.committed.Load())-1) // the others
@@ -99,7 +105,6 @@ func (s *Sender) post(ctx context.Context, r *Credentials, ep Endpoint, body *pa
 		s.stats.RateRemaining.Set(budget.remaining)
 	}
 	if o.kind == delivered {
-		s.accepted.Store(true)
 		o.retryAfter = max(spentBudgetReset(resp.Header, now), pause) // the budget is (nearly) spent: pause before the next
 		if ep.Tagged {
 			o.apiFailed, o.apiErrors = acceptedWithFailures(text)

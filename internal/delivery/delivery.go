@@ -37,6 +37,7 @@ type Stats struct {
 	// budget of the last answer.
 	RateLimit, RateRemaining selfstat.Stat
 	RequestTime              selfstat.Stat
+	Controls                 selfstat.Stat // control requests sent (evidence.go)
 }
 
 // Config is everything the delivery core needs. Zero Clock means the wall
@@ -54,9 +55,12 @@ type Config struct {
 	Proxy                  *proxy.HTTPProxy
 	Transport              http.RoundTripper
 	UserAgent              string
-	Clock                  Clock
-	Log                    telegraf.Logger
-	Stats                  Stats
+	// ControlSource is the source of the control measurement
+	// (default_source); empty means "telegraf-librato".
+	ControlSource string
+	Clock         Clock
+	Log           telegraf.Logger
+	Stats         Stats
 }
 
 // Result is what Deliver settled.
@@ -70,8 +74,8 @@ type Result struct {
 }
 
 // Sender owns the HTTP client and everything shared by the requests of all
-// flushes: the rate-limit gate, the pooled request buffers, and whether the
-// endpoint has ever accepted a request (which proof of a rejection needs).
+// flushes: the rate-limit gate, the pacing and the pooled request buffers.
+// Evidence about the endpoint is not shared: it lives in one flush.
 type Sender struct {
 	cfg       Config
 	log       telegraf.Logger
@@ -81,7 +85,7 @@ type Sender struct {
 
 	client    *http.Client
 	gate      rateGate
-	accepted  atomic.Bool
+	control   [2]Series // the control measurement's, legacy and tagged
 	clampOnce sync.Once
 	pace      pacer
 	committed atomic.Int64 // requests in flight or holding a pacing slot
@@ -95,6 +99,7 @@ func New(cfg Config) *Sender {
 		cfg.Clock = realClock{}
 	}
 	s := &Sender{cfg: cfg, log: cfg.Log, stats: cfg.Stats, userAgent: []string{cfg.UserAgent}, clock: cfg.Clock}
+	s.control = controlSeries(cfg.ControlSource)
 	s.bufs.New = func() any { return &payload{pool: &s.bufs} }
 	s.gate = rateGate{clock: s.clock, maxPause: cfg.MaxRetryAfter, onClamp: s.logClampedPause}
 	s.pace = pacer{maxReset: cfg.MaxRetryAfter}

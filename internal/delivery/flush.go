@@ -59,13 +59,14 @@ type flush struct {
 	settled     []bool    // per point: accepted, or dropped on proof
 	budget      atomic.Int64
 	accepted    atomic.Bool // some request of this flush was accepted
-	// awaitingEvidence are single measurements Librato rejected before
-	// the endpoint had accepted anything; the end of the flush decides.
-	awaitingEvidence []rejectedPoint
-	rejections       rejectionLog
-	mu               sync.Mutex
-	err              error // the first failure
-	otherFailures    int
+	// seq is the flush's logical clock (see evidence.go); evidence is
+	// what it recorded of acceptances and single rejections.
+	seq           atomic.Uint64
+	evidence      evidence
+	rejections    rejectionLog
+	mu            sync.Mutex
+	err           error // the first failure
+	otherFailures int
 }
 
 // Deliver sends ms to ep and returns, per measurement, whether it is
@@ -90,8 +91,11 @@ func (s *Sender) Deliver(ms []Measurement, ep Endpoint, start time.Time) (Result
 
 	batches := s.batches(ms)
 	f.budget.Store(int64(ExtraRequests + ExtraRequestsPerBatch*len(batches)))
-	f.run(ms, batches)
-	f.judgeAwaitingEvidence()
+	f.each(len(batches), func(i int) error {
+		lo, hi := batches[i][0], batches[i][1]
+		return f.send(ms[lo:hi], f.settled[lo:hi], false)
+	})
+	f.judge()
 	f.rejections.report(s.log)
 
 	res := Result{Settled: f.settled, Accepted: f.accepted.Load()}
@@ -158,19 +162,19 @@ func (s *Sender) batches(pts []Measurement) [][2]int {
 	return append(out, [2]int{start, len(pts)})
 }
 
-// run sends the batches with up to concurrent_writes requests in flight.
-func (f *flush) run(pts []Measurement, batches [][2]int) {
+// each runs job(0..n-1) with up to concurrent_writes at a time. A job's
+// error fails the flush, and no new job starts after that.
+func (f *flush) each(n int, job func(i int) error) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(f.s.cfg.Concurrency, len(batches)) {
+	for range min(f.s.cfg.Concurrency, n) {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= len(batches) || f.stop.Err() != nil {
+				if i >= n || f.stop.Err() != nil {
 					return
 				}
-				lo, hi := batches[i][0], batches[i][1]
-				if err := f.send(pts[lo:hi], f.settled[lo:hi], false); err != nil {
+				if err := job(i); err != nil {
 					f.fail(err)
 					return
 				}
@@ -225,50 +229,76 @@ func (f *flush) send(pts []Measurement, settled []bool, extra bool) error {
 		return err
 	}
 	defer body.release()
+	o, err := f.exchange(body, len(pts))
+	if err != nil {
+		return err
+	}
+	if o.kind == delivered {
+		f.delivered(pts, settled, o, extra)
+		return nil
+	}
+	return f.answered(pts, settled, o)
+}
+
+// exchange posts body until an answer is not transient, within the retry
+// budget, and records an acceptance as evidence. An error means the flush
+// must stop.
+func (f *flush) exchange(body *payload, n int) (outcome, error) {
 	for attempt := 0; ; attempt++ {
 		if err := f.mayStart(); err != nil {
-			return err
+			return outcome{}, err
 		}
 		probe, err := f.admit()
 		if err != nil {
-			return err
+			return outcome{}, err
 		}
-		o := f.s.post(f.requests, &f.auth, f.ep, body, len(pts))
+		o := f.s.post(f.requests, &f.auth, f.ep, body, n, &f.seq)
 		f.s.committed.Add(-1)
 		if probe {
 			f.s.gate.probeAnswered()
 		}
 		switch o.kind {
-		case delivered:
-			if extra {
-				f.budget.Add(1) // progress: give the request back
-			}
-			f.accepted.Store(true)
-			f.s.stats.Written.Incr(int64(len(pts)))
-			f.s.stats.APIFailed.Incr(int64(o.apiFailed))
-			f.rejections.acceptedWithFailures(o)
-			for i := range settled {
-				settled[i] = true
-			}
-			return nil
 		case transient:
 			if err := f.backoff(attempt, o); err != nil {
-				return err
+				return outcome{}, err
 			}
-		case tooLarge:
-			if len(pts) == 1 {
-				// Far below any body limit of Librato's: whatever answered
-				// 413 is not judging this measurement.
-				f.leave(o.err)
-				return nil
-			}
-			return f.split(pts, settled, o)
-		case rejected:
-			return f.isolate(pts, settled, o)
-		default:
-			return o.err
+			continue
+		case delivered:
+			f.accepted.Store(true)
+			f.evidence.accept(o)
 		}
+		return o, nil
 	}
+}
+
+// delivered settles pts, which Librato accepted.
+func (f *flush) delivered(pts []Measurement, settled []bool, o outcome, extra bool) {
+	if extra {
+		f.budget.Add(1) // progress: give the request back
+	}
+	f.s.stats.Written.Incr(int64(len(pts)))
+	f.s.stats.APIFailed.Incr(int64(o.apiFailed))
+	f.rejections.acceptedWithFailures(o)
+	for i := range settled {
+		settled[i] = true
+	}
+}
+
+// answered acts on an answer that did not deliver pts.
+func (f *flush) answered(pts []Measurement, settled []bool, o outcome) error {
+	switch o.kind {
+	case tooLarge:
+		if len(pts) == 1 {
+			// Far below any body limit of Librato's: whatever answered
+			// 413 is not judging this measurement.
+			f.leave(o.err)
+			return nil
+		}
+		return f.split(pts, settled, o)
+	case rejected:
+		return f.isolate(pts, settled, o)
+	}
+	return o.err
 }
 
 // admit waits until a request may start: no pause in force, and its slot
@@ -332,18 +362,13 @@ func (f *flush) split(pts []Measurement, settled []bool, o outcome) error {
 
 // isolate finds the measurements of a rejected request: the ones the error
 // names go alone, the rest are halved after ordering by time (rejections
-// for age affect a prefix), and a request of one measurement that Librato
-// rejects is proof (see proven). Past the split budget the rest stays
-// unsettled for the next flush, which goes on from there.
+// for age affect a prefix). A measurement Librato rejects alone is a
+// suspect, which the end of the flush judges by the evidence rule
+// (evidence.go). Past the split budget the rest stays unsettled for the
+// next flush, which goes on from there.
 func (f *flush) isolate(pts []Measurement, settled []bool, o outcome) error {
 	if len(pts) == 1 {
-		if proven(o, 1, f.s.accepted.Load()) {
-			f.drop(&pts[0], &settled[0], o)
-			return nil
-		}
-		f.mu.Lock()
-		f.awaitingEvidence = append(f.awaitingEvidence, rejectedPoint{&pts[0], &settled[0], o})
-		f.mu.Unlock()
+		f.evidence.suspect(&pts[0], &settled[0], o)
 		return nil
 	}
 	if !f.spend(2) {
@@ -351,9 +376,9 @@ func (f *flush) isolate(pts []Measurement, settled []bool, o outcome) error {
 		return nil
 	}
 	if k := partitionSuspects(pts, o); k > 0 && k < len(pts) {
-		// The others first: their acceptance is also the evidence that the
-		// endpoint takes requests, which proof needs.
-		return f.sendParts(pts[k:], settled[k:], pts[:k], settled[:k])
+		// The suspects first: an acceptance of the others, sent after
+		// their rejections, is the evidence a proof needs.
+		return f.sendParts(pts[:k], settled[:k], pts[k:], settled[k:])
 	}
 	slices.SortStableFunc(pts, func(a, b Measurement) int { return cmp.Compare(a.Time, b.Time) })
 	k := len(pts) / 2
@@ -365,26 +390,6 @@ func (f *flush) sendParts(a []Measurement, aSettled []bool, b []Measurement, bSe
 		return err
 	}
 	return f.send(b, bSettled, true)
-}
-
-type rejectedPoint struct {
-	p       *Measurement
-	settled *bool
-	o       outcome
-}
-
-// judgeAwaitingEvidence: an acceptance anywhere in this flush, even after
-// the rejection, shows the endpoint takes requests, which completes the
-// proof. Without one, the measurements stay buffered.
-func (f *flush) judgeAwaitingEvidence() {
-	for _, r := range f.awaitingEvidence {
-		if proven(r.o, 1, f.s.accepted.Load()) {
-			f.drop(r.p, r.settled, r.o)
-			continue
-		}
-		f.leave(fmt.Errorf("librato rejected %s (%s) but has accepted no request yet, which a rejection needs to count as proof; kept: %w",
-			r.p.Name, r.p.Series, r.o.err))
-	}
 }
 
 // partitionSuspects moves the points whose name or source the error blames

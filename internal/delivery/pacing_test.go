@@ -50,7 +50,7 @@ func TestLearnCost(t *testing.T) {
 }
 
 func TestStaleBudget(t *testing.T) {
-	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	now := testEpoch()
 	last := rateLimit{limit: 20, remaining: 3, reset: time.Second, ok: true}
 	more := rateLimit{limit: 20, remaining: 9, reset: time.Second, ok: true}
 	require.True(t, staleBudget(last, now, more, now.Add(100*time.Millisecond)), "an older answer arriving late")
@@ -60,7 +60,7 @@ func TestStaleBudget(t *testing.T) {
 }
 
 func TestTightestAndSlots(t *testing.T) {
-	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	now := testEpoch()
 	h := http.Header{
 		"X-Librato-Ratelimit-Std": {"limit=100,remaining=80,reset=30"},
 		"X-Librato-Ratelimit-Agg": {"limit=1000,remaining=100,reset=20"},
