@@ -218,37 +218,22 @@ func recordAnswer(a answer, ep endpoint) error {
 			ep.url, a.status, excerpt(a.body))
 	case ep.tagged && delivery.TagsNotEnabled(a.status, a.body):
 		return errTagsNotEnabled
-	case a.status == http.StatusForbidden && !isRateLimit(a.body) && !wantsHTTPS(a.body):
+	case a.status == http.StatusForbidden && !isRateLimit(a.body) && !delivery.WantsHTTPS(a.body):
 		return fmt.Errorf("the answer to POST %s was 403, so api_token may read but not record: use a token with record access (%s)",
 			ep.url, excerpt(a.body))
 	}
 	return answerError(a, "POST "+ep.url)
 }
 
-// wantsHTTPS: Librato's answer to plain HTTP, "Please use secured
-// connection through https!".
-func wantsHTTPS(body []byte) bool {
-	return bytes.Contains(bytes.ToLower(body), []byte("secured connection"))
-}
-
-// answerError names the setting behind an unwanted answer.
+// answerError names the setting behind an unwanted answer, in the words
+// delivery errors use (delivery.Advice).
 func answerError(a answer, req string) error {
 	text := excerpt(a.body)
-	switch {
-	case a.status >= 300 && a.status < 400:
+	if a.status >= 300 && a.status < 400 {
 		return fmt.Errorf("%s: %w", req, redirectError(a.status, a.header.Get("Location")))
-	case a.status == http.StatusUnauthorized:
-		return fmt.Errorf("%s answered 401, the credentials were refused: check api_user (the account email) and api_token (%s)", req, text)
-	case (a.status == http.StatusForbidden || a.status == http.StatusTooManyRequests) && isRateLimit(a.body),
-		a.status == http.StatusTooManyRequests:
-		return fmt.Errorf("%s answered %d, the account is rate limited: nothing is wrong with the settings as far as seen, try again later (%s)",
-			req, a.status, text)
-	case a.status == http.StatusForbidden && wantsHTTPS(a.body):
-		return fmt.Errorf("%s answered 403, Librato wants HTTPS: set api_url to https:// (%s)", req, text)
-	case a.status == http.StatusForbidden:
-		return fmt.Errorf("%s answered 403: check that api_token is valid and has access, and that api_url is https:// (%s)", req, text)
-	case a.status == http.StatusNotFound:
-		return fmt.Errorf("%s answered 404, no Librato API at this path: check the path of api_url (%s)", req, text)
+	}
+	if advice := delivery.Advice(a.status, a.body); advice != "" {
+		return fmt.Errorf("%s answered %d, %s (%s)", req, a.status, advice, text)
 	}
 	return fmt.Errorf("%s answered %d: %s", req, a.status, text)
 }

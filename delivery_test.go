@@ -370,7 +370,7 @@ func TestSettingErrors(t *testing.T) {
 		{"bad credentials", 401, `{"errors":{"request":["Credentials are required to access this resource."]}}`, false, "check api_user"},
 		{"read-only token", 403, `{"errors":{"request":["read-only token"]}}`, false, "record access"},
 		{"tags not enabled", 403, `{"errors":["Tag based measurements are not enabled for this account."]}`, true, `api = "legacy"`},
-		{"wrong path", 404, `{"errors":{"request":["not found"]}}`, false, "check api_url"},
+		{"wrong path", 404, `{"errors":{"request":["not found"]}}`, false, "check the path of api_url"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -160,18 +161,45 @@ func unprovenRejection(status int, body []byte, apiErr apiError) error {
 
 // settingError tells the user which setting to fix.
 func settingError(status int, body []byte, tagged bool) error {
-	hint := "check api_url"
-	switch {
-	case status == http.StatusUnauthorized:
-		hint = "check api_user (the account email) and api_token"
-	case tagged && TagsNotEnabled(status, body):
+	if tagged && TagsNotEnabled(status, body) {
 		return fmt.Errorf(`librato answered 403 (%w: set api = "legacy" or "auto"): %s`, ErrTagsNotEnabled, Excerpt(body))
-	case status == http.StatusForbidden:
-		hint = "check that api_token has record access and that api_url is HTTPS"
-	case status == http.StatusUnsupportedMediaType:
-		hint = `check content_encoding (Librato may not accept "gzip")`
 	}
-	return fmt.Errorf("librato answered %d (%s): %s", status, hint, Excerpt(body))
+	return fmt.Errorf("librato answered %d (%s): %s", status, Advice(status, body), Excerpt(body))
+}
+
+// Advice names the setting behind an answer that is not Librato taking the
+// data, for delivery errors and the credential check alike; "" when no
+// setting explains it (a success, a server error, Librato's own 400).
+func Advice(status int, body []byte) string {
+	switch {
+	case status/100 == 2 || status >= 500:
+		return ""
+	case status/100 == 3:
+		return "a redirect, which is not followed: check api_url"
+	case status == http.StatusUnauthorized:
+		return "the credentials were refused: check api_user (the account email) and api_token"
+	case status == http.StatusTooManyRequests, status == http.StatusForbidden && IsRateLimit(body):
+		return "the account is rate limited: nothing is wrong with the settings as far as seen, try again later"
+	case status == http.StatusForbidden && WantsHTTPS(body):
+		return "Librato wants HTTPS: set api_url to https://"
+	case TagsNotEnabled(status, body):
+		return `tag-based measurements are not enabled for this account: set api = "legacy" or "auto"`
+	case status == http.StatusForbidden:
+		return "check that api_token is valid and has record access, and that api_url is https://"
+	case status == http.StatusNotFound:
+		return "no Librato API at this path: check the path of api_url"
+	case status == http.StatusUnsupportedMediaType:
+		return `check content_encoding (Librato may not accept "gzip")`
+	case status == http.StatusBadRequest || status == http.StatusUnprocessableEntity:
+		return ""
+	}
+	return "check api_url"
+}
+
+// WantsHTTPS: Librato's answer to plain HTTP, "Please use secured
+// connection through https!".
+func WantsHTTPS(body []byte) bool {
+	return bytes.Contains(bytes.ToLower(body), []byte("secured connection"))
 }
 
 // TagsNotEnabled: the answer is Librato's 403 "Tag based measurements are

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -54,12 +55,14 @@ func TestClassify(t *testing.T) {
 			false, transient, 12 * time.Second, "",
 		},
 		{"403 API limit", 403, nil, rateLimit, false, transient, 0, ""},
-		{"403 read-only token", 403, nil, requestErr, false, halt, 0, "record access"},
+		{"403 plain HTTP", 403, nil, requestErr, false, halt, 0, "set api_url to https://"},
+		{"403 read-only token", 403, nil, `{"errors":{"request":["read-only token"]}}`, false, halt, 0, "record access"},
 		{"403 tags not enabled", 403, nil, `{"errors":["Tag based measurements are not enabled for this account."]}`, true, halt, 0, `api = "legacy"`},
 		{"403 HTML page saying not enabled is no account answer", 403, nil, `<html><body>Access not enabled for your network</body></html>`, true, halt, 0, "record access"},
 		{"403 other JSON saying not enabled", 403, nil, `{"message":"Feature not enabled"}`, true, halt, 0, "record access"},
 		{"401", 401, nil, `{"errors":{"request":["Credentials are required to access this resource."]}}`, false, halt, 0, "api_user"},
-		{"404", 404, nil, "", false, halt, 0, "check api_url"},
+		{"404", 404, nil, "", false, halt, 0, "check the path of api_url"},
+		{"405", 405, nil, "", false, halt, 0, "check api_url"},
 		{"415", 415, nil, "", false, halt, 0, "content_encoding"},
 		{"500", 500, nil, htmlPage, false, transient, 0, ""},
 		{"503 with date", 503, http.Header{"Retry-After": {now.Add(90 * time.Second).Format(http.TimeFormat)}}, "", false, transient, 90 * time.Second, ""},
@@ -157,3 +160,36 @@ const (
 	testUser  = "ops@example.com"
 	testToken = "s3cr3t-t0ken-9f8e7d"
 )
+
+// TestAdvice: one table for the hints of delivery errors and -check.
+func TestAdvice(t *testing.T) {
+	cases := []struct {
+		status int
+		body   string
+		want   string
+	}{
+		{200, "", ""},
+		{503, "", ""},
+		{400, `{"errors":{"params":{"value":["bad"]}}}`, ""},
+		{301, "", "check api_url"},
+		{401, "", "check api_user (the account email) and api_token"},
+		{403, `{"errors":["Tag based measurements are not enabled for this account."]}`, `set api = "legacy" or "auto"`},
+		{403, `<html>Feature not enabled</html>`, "record access"},
+		{403, `{"errors":{"request":["Please use secured connection through https!"]}}`, "set api_url to https://"},
+		{403, `{"error":"You have hit the API limit for measurements"}`, "try again later"},
+		{429, "", "try again later"},
+		{404, "", "check the path of api_url"},
+		{415, "", "content_encoding"},
+		{405, "", "check api_url"},
+	}
+	for _, tc := range cases {
+		t.Run(strconv.Itoa(tc.status)+" "+tc.body, func(t *testing.T) {
+			got := Advice(tc.status, []byte(tc.body))
+			if tc.want == "" {
+				require.Empty(t, got)
+				return
+			}
+			require.Contains(t, got, tc.want)
+		})
+	}
+}

@@ -99,7 +99,7 @@ func (s *Sender) post(ctx context.Context, r *Credentials, ep Endpoint, body *pa
 	o.url, o.measurements, o.sent, o.answered = ep.URL, n, sent, seq.Add(1)
 	// The reason is decoded JSON: \u-escaped secrets are plain text now.
 	o.reason = string(r.Redact([]byte(o.reason)))
-	pause, budget := s.pace.observe(resp.Header, now, int(s.committed.Load())-1) // the others
+	pause, budget := s.admission.observe(resp.Header, now)
 	if budget.ok {
 		s.stats.RateLimit.Set(budget.limit)
 		s.stats.RateRemaining.Set(budget.remaining)
@@ -110,7 +110,7 @@ func (s *Sender) post(ctx context.Context, r *Credentials, ep Endpoint, body *pa
 			o.apiFailed, o.apiErrors = acceptedWithFailures(text)
 		}
 	}
-	s.gate.pause(o.retryAfter)
+	s.admission.pause(o.retryAfter)
 	return o
 }
 

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/influxdata/telegraf"
@@ -84,13 +83,11 @@ type Sender struct {
 	clock     Clock
 
 	client    *http.Client
-	gate      rateGate
+	admission *admission
 	control   [2]Series // the control measurement's, legacy and tagged
 	clampOnce sync.Once
-	pace      pacer
-	committed atomic.Int64 // requests in flight or holding a pacing slot
-	bufs      sync.Pool    // *payload
-	gzips     sync.Pool    // *gzip.Writer
+	bufs      sync.Pool // *payload
+	gzips     sync.Pool // *gzip.Writer
 }
 
 // New returns a Sender for cfg; Connect makes it ready to Deliver.
@@ -101,8 +98,7 @@ func New(cfg Config) *Sender {
 	s := &Sender{cfg: cfg, log: cfg.Log, stats: cfg.Stats, userAgent: []string{cfg.UserAgent}, clock: cfg.Clock}
 	s.control = controlSeries(cfg.ControlSource)
 	s.bufs.New = func() any { return &payload{pool: &s.bufs} }
-	s.gate = rateGate{clock: s.clock, maxPause: cfg.MaxRetryAfter, onClamp: s.logClampedPause}
-	s.pace = pacer{maxReset: cfg.MaxRetryAfter}
+	s.admission = newAdmission(s.clock, cfg.MaxRetryAfter, s.logClampedPause)
 	return s
 }
 

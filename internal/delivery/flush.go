@@ -248,15 +248,12 @@ func (f *flush) exchange(body *payload, n int) (outcome, error) {
 		if err := f.mayStart(); err != nil {
 			return outcome{}, err
 		}
-		probe, err := f.admit()
+		t, err := f.s.admission.admit(f.stop, f.sendBy, f.startBy)
 		if err != nil {
 			return outcome{}, err
 		}
 		o := f.s.post(f.requests, &f.auth, f.ep, body, n, &f.seq)
-		f.s.committed.Add(-1)
-		if probe {
-			f.s.gate.probeAnswered()
-		}
+		f.s.admission.done(t)
 		switch o.kind {
 		case transient:
 			if err := f.backoff(attempt, o); err != nil {
@@ -299,31 +296,6 @@ func (f *flush) answered(pts []Measurement, settled []bool, o outcome) error {
 		return f.isolate(pts, settled, o)
 	}
 	return o.err
-}
-
-// admit waits until a request may start: no pause in force, and its slot
-// in the pacing. The request counts as committed from its slot on, so the
-// pacing reserves budget for it. A pause that began while it waited for its
-// slot sends it back to the gate.
-func (f *flush) admit() (probe bool, err error) {
-	for {
-		probe, err := f.s.gate.wait(f.stop, f.sendBy)
-		if err != nil || probe {
-			if probe {
-				f.s.committed.Add(1)
-			}
-			return probe, err
-		}
-		f.s.committed.Add(1)
-		if err := f.s.pace.wait(f.stop, f.s.clock, f.startBy); err != nil {
-			f.s.committed.Add(-1)
-			return false, err
-		}
-		if f.s.gate.open() {
-			return false, nil
-		}
-		f.s.committed.Add(-1)
-	}
 }
 
 // backoff waits before the next attempt, jittered and exponential, and gives

@@ -51,12 +51,54 @@ func TestLearnCost(t *testing.T) {
 
 func TestStaleBudget(t *testing.T) {
 	now := testEpoch()
-	last := rateLimit{limit: 20, remaining: 3, reset: time.Second, ok: true}
-	more := rateLimit{limit: 20, remaining: 9, reset: time.Second, ok: true}
-	require.True(t, staleBudget(last, now, more, now.Add(100*time.Millisecond)), "an older answer arriving late")
-	require.False(t, staleBudget(last, now, more, now.Add(time.Second)), "the window may have reset")
-	require.False(t, staleBudget(more, now, last, now), "less left is always news")
-	require.False(t, staleBudget(rateLimit{}, now, more, now))
+	rl := func(remaining int64, reset time.Duration) rateLimit {
+		return rateLimit{limit: 20, remaining: remaining, reset: reset, ok: true}
+	}
+	const maxReset = time.Minute
+	cases := []struct {
+		name      string
+		last, cur rateLimit
+		after     time.Duration
+		want      bool
+	}{
+		{"an older answer arriving late", rl(3, time.Second), rl(9, time.Second), 100 * time.Millisecond, true},
+		{"the window may have reset", rl(3, time.Second), rl(9, time.Second), time.Second, false},
+		{"less left is always news", rl(9, time.Second), rl(3, time.Second), 0, false},
+		{"no earlier budget", rateLimit{}, rl(9, time.Second), 0, false},
+		{"an absurd reset is judged as max_retry_after: within it, stale", rl(3, 999999999*time.Second), rl(9, time.Second), 30 * time.Second, true},
+		{"an absurd reset is judged as max_retry_after: past it, news", rl(3, 999999999*time.Second), rl(9, time.Second), maxReset, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, staleBudget(tc.last, now, tc.cur, now.Add(tc.after), maxReset))
+		})
+	}
+}
+
+// TestAbsurdResetDoesNotEndPacing: after one answer whose budget "resets in
+// 31 years", a later answer (past max_retry_after) with a quarter of the
+// budget left must pace again; judged with the raw reset it was stale for
+// good, and requests went out unpaced into the limit.
+func TestAbsurdResetDoesNotEndPacing(t *testing.T) {
+	clock := &fakeClock{now: testEpoch()}
+	a := newAdmission(clock, time.Minute, nil)
+	h := func(v string) http.Header { return http.Header{"X-Librato-Ratelimit-Std": {v}} }
+	a.observe(h("limit=1000,remaining=100,reset=999999999"), clock.Now())
+	clock.now = clock.now.Add(2 * time.Minute) // past max_retry_after
+	a.observe(h("limit=1000,remaining=250,reset=30"), clock.Now())
+
+	for range 3 {
+		tk, err := a.admit(t.Context(), clock.Now().Add(time.Minute), clock.Now().Add(time.Minute))
+		require.NoError(t, err)
+		a.done(tk)
+	}
+	// A quarter left: half the even spread of 30 s over 250 requests.
+	want := time.Duration(float64(30*time.Second) / 250 * 0.5)
+	require.Len(t, clock.slept, 2, "the first request starts at once, the next two wait for their slots")
+	for _, d := range clock.slept {
+		require.InDelta(t, float64(want), float64(d), float64(time.Millisecond))
+	}
+	t.Logf("| absurd rate-limit reset, then 25%% left | 3 requests | paced %v apart (unpaced before the fix) |", clock.slept[0])
 }
 
 func TestTightestAndSlots(t *testing.T) {

@@ -353,9 +353,12 @@ func reserveSlot(now, next time.Time, interval time.Duration) (slot, newNext tim
 
 // staleBudget: answers arrive out of order, so one that reports more left
 // than an earlier one, before that one's window could have reset, says
-// nothing new; letting it relax the pacing would overrun the budget.
-func staleBudget(last rateLimit, lastAt time.Time, cur rateLimit, now time.Time) bool {
-	return last.ok && cur.remaining > last.remaining && now.Before(lastAt.Add(last.reset))
+// nothing new; letting it relax the pacing would overrun the budget. The
+// window is taken at most as maxReset (max_retry_after), as everywhere in
+// the pacing: with the raw reset, one absurd header ("resets in 31 years")
+// would make every later answer stale, and pacing would be off for good.
+func staleBudget(last rateLimit, lastAt time.Time, cur rateLimit, now time.Time, maxReset time.Duration) bool {
+	return last.ok && cur.remaining > last.remaining && now.Before(lastAt.Add(min(last.reset, maxReset)))
 }
 
 // pacer is the sender's view of the rate-limit budget.
@@ -380,7 +383,7 @@ func (p *pacer) observe(h http.Header, now time.Time, inFlight int) (time.Durati
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if staleBudget(p.last, p.lastAt, rl, now) {
+	if staleBudget(p.last, p.lastAt, rl, now, p.maxReset) {
 		return 0, p.last
 	}
 	if p.cost == 0 {
