@@ -73,3 +73,44 @@ func TestAbsurdRateLimitResetIsCapped(t *testing.T) {
 	require.Zero(t, out.BufferLength(), "delivery must resume within max_retry_after (1s) + retry_budget")
 	requireExactlyOnce(t, fake, want)
 }
+
+// TestAbsurdResetKeepsPacing: the first answer says the budget is nearly
+// spent and resets in 31 years; the fake then allows 20 requests a second
+// and says so on every answer. Staleness judged with the raw reset made
+// every later answer "old news", so after max_retry_after the requests went
+// out unpaced into the limit. With the capped reset they are paced again.
+func TestAbsurdResetKeepsPacing(t *testing.T) {
+	fake := newFake(t, fakelibrato.Options{RateLimit: 20, RateLimitWindow: time.Second, Latency: 5 * time.Millisecond})
+	target, err := url.Parse(fake.URL())
+	require.NoError(t, err)
+	var answers atomic.Int64
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(r *http.Response) error {
+		if answers.Add(1) == 1 {
+			r.Header.Set("X-Librato-RateLimit-Std", "limit=20,remaining=1,reset=999999999")
+		}
+		return nil
+	}
+	front := httptest.NewServer(proxy)
+	t.Cleanup(front.Close)
+	l := newPlugin(t, front.URL+"/v1/metrics", func(l *Librato) {
+		l.ConcurrentWrites = 4
+		l.MeasurementsPerRequest = 20
+		l.MaxRetryAfter = config.Duration(time.Second)
+		l.RetryBudget = config.Duration(10 * time.Second)
+	})
+	metrics, want := workload(400) // 1,200 gauges, 60 requests
+	start := time.Now()
+	require.NoError(t, l.Write(metrics))
+	took := time.Since(start)
+	requireExactlyOnce(t, fake, want)
+	limited := 0
+	for _, r := range fake.Requests() {
+		if r.Status == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	t.Logf("| absurd rate-limit reset, then 20 requests/s | %d requests | %d answered 429 | %d retries | %d delivered | Write %s |",
+		len(fake.Requests()), limited, l.stats.retries.Get(), len(want), took.Round(time.Millisecond))
+	require.Zero(t, limited, "paced again once max_retry_after has passed")
+}
