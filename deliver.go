@@ -65,6 +65,9 @@ type sender struct {
 	core *delivery.Sender
 	// stats: the ledger counts what it keeps from being resent.
 	stats *stats
+	// accepted: a request of the last deliver was accepted by its
+	// endpoint, the only evidence api = "auto" may learn from.
+	accepted bool
 }
 
 func newSender(cfg senderConfig, st *stats, log telegraf.Logger) *sender {
@@ -115,11 +118,16 @@ func (s *sender) close()               { s.core.Close() }
 func (s *sender) connected() bool      { return s.core.Connected() }
 func (s *sender) client() *http.Client { return s.core.Client() }
 
+// lastAccepted reports whether the last deliver had a request accepted at
+// its endpoint (a flush that sent nothing, or was refused, had none).
+func (s *sender) lastAccepted() bool { return s.accepted }
+
 // deliver sends pts and returns nil when every point is settled. On error,
 // the ledger remembers what was settled, so that Telegraf's retry of the same
 // metrics does not send those again. start is when the Write began: its
 // deadline holds for everything the Write sends.
 func (s *sender) deliver(pts []point, led *ledger, ep endpoint, start time.Time) error {
+	s.accepted = false
 	if !s.connected() {
 		return errors.New("not connected: Connect was not called")
 	}
@@ -129,6 +137,7 @@ func (s *sender) deliver(pts []point, led *ledger, ep endpoint, start time.Time)
 		return nil
 	}
 	res, err := s.core.Deliver(pts, delivery.Endpoint{URL: ep.url, Tagged: ep.tagged}, start)
+	s.accepted = res.Accepted
 	if err == nil {
 		led.reset()
 		return nil

@@ -221,11 +221,14 @@ func otherAPIAcceptance(t *testing.T) (*evidenceHarness, evidenceCounts) {
 	legacy, _ := workload(5)
 	h.l.mu.Lock()
 	require.NoError(t, h.l.deliver(legacy, false, time.Now()))
+	require.True(t, h.l.sender.lastAccepted())
 	h.l.ledger.reset()
 	tagged, _ := workload(5)
 	err := h.l.deliver(tagged, true, time.Now())
+	accepted := h.l.sender.lastAccepted()
 	h.l.ledger.reset()
 	h.l.mu.Unlock()
+	assert.False(t, accepted, "nothing the tagged API accepted: auto must learn nothing from it")
 	h.writes, h.failed = 2, 0
 	if err != nil {
 		h.failed = 1

@@ -20,6 +20,7 @@ import (
 	"github.com/influxdata/telegraf/plugins/common/proxy"
 	"github.com/influxdata/telegraf/plugins/common/tls"
 	"github.com/influxdata/telegraf/plugins/outputs"
+	"github.com/seed-d22a899f/librato/internal/delivery"
 )
 
 //go:embed sample.conf
@@ -72,6 +73,9 @@ type Librato struct {
 	// transport, when set before Init, replaces the HTTP transport: tests
 	// put an in-memory Librato there (no sockets).
 	transport http.RoundTripper
+	// clock, when set before Init, replaces the delivery core's wall clock
+	// (the simulation's fake time).
+	clock delivery.Clock
 
 	// conv holds a converter per API (index: tagged); with api = "auto"
 	// both, since the account's answers choose.
@@ -294,6 +298,7 @@ func (l *Librato) senderConfig(eps endpoints) senderConfig {
 		proxy:                  &l.HTTPProxy,
 		transport:              l.transport,
 		controlSource:          l.DefaultSource,
+		clock:                  l.clock,
 	}
 }
 

@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,18 +16,41 @@ import (
 const MaxResponseRead = 16 << 10
 
 func (s *Sender) connect() error {
-	tlsConfig, err := s.cfg.TLS.TLSConfig()
-	if err != nil {
-		return fmt.Errorf("invalid TLS settings: %w", err)
+	rt := s.cfg.Transport
+	if rt == nil {
+		t, err := s.httpTransport()
+		if err != nil {
+			return err
+		}
+		rt = t
 	}
-	proxyFunc, err := s.cfg.Proxy.Proxy()
-	if err != nil {
-		return fmt.Errorf("invalid proxy settings: %w", err)
+	s.close() // a new client must not leave the old one's connections open
+	s.client = &http.Client{Transport: rt, Timeout: s.cfg.Timeout, CheckRedirect: neverFollow}
+	return nil
+}
+
+// httpTransport is the transport of the TLS and proxy settings (either may
+// be nil: the defaults).
+func (s *Sender) httpTransport() (*http.Transport, error) {
+	var tlsConfig *tls.Config
+	if s.cfg.TLS != nil {
+		c, err := s.cfg.TLS.TLSConfig()
+		if err != nil {
+			return nil, fmt.Errorf("invalid TLS settings: %w", err)
+		}
+		tlsConfig = c
 	}
-	if proxyFunc == nil {
-		proxyFunc = http.ProxyFromEnvironment // as the built-in plugin does
+	proxyFunc := http.ProxyFromEnvironment // as the built-in plugin does
+	if s.cfg.Proxy != nil {
+		f, err := s.cfg.Proxy.Proxy()
+		if err != nil {
+			return nil, fmt.Errorf("invalid proxy settings: %w", err)
+		}
+		if f != nil {
+			proxyFunc = f
+		}
 	}
-	transport := &http.Transport{
+	return &http.Transport{
 		Proxy:                 proxyFunc,
 		TLSClientConfig:       tlsConfig,
 		ForceAttemptHTTP2:     true,
@@ -36,14 +60,7 @@ func (s *Sender) connect() error {
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   s.cfg.Timeout,
 		ResponseHeaderTimeout: s.cfg.Timeout,
-	}
-	s.close() // a new client must not leave the old one's connections open
-	var rt http.RoundTripper = transport
-	if s.cfg.Transport != nil {
-		rt = s.cfg.Transport
-	}
-	s.client = &http.Client{Transport: rt, Timeout: s.cfg.Timeout, CheckRedirect: neverFollow}
-	return nil
+	}, nil
 }
 
 // neverFollow hands a redirect back as the answer: following it would turn
