@@ -39,17 +39,17 @@ type evidenceHarness struct {
 	failed  int
 }
 
-func newEvidenceHarness(t *testing.T, api string, opts fakelibrato.Options, configure ...func(*Librato)) *evidenceHarness {
+func newEvidenceHarness(t *testing.T, api string, opts fakelibrato.Options) *evidenceHarness {
 	h := &evidenceHarness{t: t, api: api, logger: newCaptureLogger()}
 	h.fake = newFake(t, opts)
 	url := apiURL(h.fake, api)
 	if api == apiAuto {
 		url = h.fake.URL()
 	}
-	h.l = newPlugin(t, url, append([]func(*Librato){func(l *Librato) {
+	h.l = newPlugin(t, url, func(l *Librato) {
 		l.API = api
 		l.Log = h.logger
-	}}, configure...)...)
+	})
 	h.out = runningOutput(t, h.l)
 	// The row is printed even when a check fails, so a run on code that
 	// breaks the rule shows what it cost.
@@ -115,7 +115,8 @@ func (h *evidenceHarness) counts() evidenceCounts {
 }
 
 func (h *evidenceHarness) row(c evidenceCounts) {
-	h.t.Logf("| evidence: %s | %d requests | %d delivered | %d dropped | %d duplicated | %d controls | %d of %d Writes failed | longest Write %s | %d log lines |",
+	h.t.Logf("| evidence: %s | %d requests | %d delivered | %d dropped | %d duplicated | %d controls | %d of %d Writes failed "+
+		"| longest Write %s | %d log lines |",
 		h.t.Name(), len(h.fake.Requests()), c.delivered, c.dropped, c.duplicated, c.controls, h.failed, h.writes,
 		h.longest.Round(time.Millisecond), len(h.logger.Messages()))
 }
@@ -134,16 +135,11 @@ func rejectAllWhile(on *atomic.Bool, action fakelibrato.Action) func(int, *fakel
 	}
 }
 
-// smallFlush is flush i's metrics: one metric of three fields, at its own
-// time, and the gauges it makes.
-func smallFlush(i int) ([]telegraf.Metric, []fakeKey) {
+// smallFlush is flush i's metrics: one metric of three fields (three
+// gauges), at its own time.
+func smallFlush(i int) []telegraf.Metric {
 	ts := time.Now().Add(-time.Minute).Truncate(time.Second).Add(-time.Duration(i) * time.Second)
-	m := metric.New("cpu", map[string]string{"host": "web"}, map[string]any{"idle": 1.0, "user": 2.0, "busy": 3.0}, ts)
-	keys := make([]fakeKey, 0, 3)
-	for _, f := range []string{"idle", "user", "busy"} {
-		keys = append(keys, fakeKey{"cpu." + f, "web", ts.Unix()})
-	}
-	return []telegraf.Metric{m}, keys
+	return []telegraf.Metric{metric.New("cpu", map[string]string{"host": "web"}, map[string]any{"idle": 1.0, "user": 2.0, "busy": 3.0}, ts)}
 }
 
 func TestEvidenceRule(t *testing.T) {
@@ -179,12 +175,11 @@ func TestEvidenceRule(t *testing.T) {
 func acceptedLongAgo(t *testing.T) (*evidenceHarness, evidenceCounts) {
 	var rejecting atomic.Bool
 	h := newEvidenceHarness(t, apiLegacy, fakelibrato.Options{Fault: rejectAllWhile(&rejecting, fieldError)})
-	first, _ := smallFlush(100)
+	first := smallFlush(100)
 	require.NoError(t, h.flush(first))
 	rejecting.Store(true)
 	for i := range 10 {
-		metrics, _ := smallFlush(i)
-		assert.Error(t, h.flush(metrics), "flush %d: nothing may pass for delivered", i)
+		require.Error(t, h.flush(smallFlush(i)), "flush %d: nothing may pass for delivered", i)
 	}
 	assert.Zero(t, h.l.stats.dropped[reasonRejected].Get())
 	rejecting.Store(false)
@@ -195,7 +190,7 @@ func acceptedLongAgo(t *testing.T) (*evidenceHarness, evidenceCounts) {
 // changesItsMind: in the middle of a large flush the endpoint rejects
 // everything for a span of requests, then accepts again.
 func changesItsMind(t *testing.T) (*evidenceHarness, evidenceCounts) {
-	h := newEvidenceHarness(t, apiLegacy, fakelibrato.Options{Fault: func(n int, r *fakelibrato.Received) fakelibrato.Action {
+	h := newEvidenceHarness(t, apiLegacy, fakelibrato.Options{Fault: func(n int, _ *fakelibrato.Received) fakelibrato.Action {
 		if n >= 4 && n < 60 {
 			return fieldError
 		}
@@ -233,7 +228,7 @@ func otherAPIAcceptance(t *testing.T) (*evidenceHarness, evidenceCounts) {
 	if err != nil {
 		h.failed = 1
 	}
-	assert.Error(t, err, "the tagged flush cannot have succeeded")
+	require.Error(t, err, "the tagged flush cannot have succeeded")
 	assert.Zero(t, h.l.stats.dropped[reasonRejected].Get())
 	return h, evidenceCounts{delivered: 15}
 }
@@ -290,7 +285,7 @@ func htmlNotEnabled(t *testing.T) (*evidenceHarness, evidenceCounts) {
 		Status: http.StatusForbidden, Header: http.Header{"Content-Type": {"text/html"}},
 		Body: []byte(`<html><body><h1>403</h1>Access from your network is not enabled.</body></html>`)})})
 	metrics, want := workload(10)
-	assert.Error(t, h.flush(metrics))
+	require.Error(t, h.flush(metrics))
 	firewall.Store(false)
 	assert.True(t, h.flushUntilEmpty(2))
 	for _, r := range h.fake.Requests() {

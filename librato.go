@@ -20,6 +20,7 @@ import (
 	"github.com/influxdata/telegraf/plugins/common/proxy"
 	"github.com/influxdata/telegraf/plugins/common/tls"
 	"github.com/influxdata/telegraf/plugins/outputs"
+
 	"github.com/seed-d22a899f/librato/internal/delivery"
 )
 

@@ -126,15 +126,16 @@ func acceptedWithFailures(body []byte) (failed int, errs string) {
 	return max(doc.Measurements.Summary.Failed, 0), errs
 }
 
-// IsRateLimit: the body is Librato's "API limit" or a "rate limit" answer.
+// IsRateLimit reports whether the body is Librato's "API limit" or a "rate limit" answer.
 func IsRateLimit(body []byte) bool {
 	s := strings.ToLower(string(body))
 	return strings.Contains(s, "api limit") || strings.Contains(s, "rate limit")
 }
 
-// RedirectError: a redirect is never followed. Go would turn the POST into a
-// bodyless GET (silently storing nothing) and may send the credentials to
-// the new location, so the user is told to point api_url there instead.
+// RedirectError explains a redirect, which is never followed: Go would
+// turn the POST into a bodyless GET (silently storing nothing) and may send
+// the credentials to the new location, so the user is told to point api_url
+// there instead.
 func RedirectError(status int, location string) error {
 	if location == "" {
 		return fmt.Errorf("librato answered %d, a redirect without a location: check api_url", status)
@@ -196,13 +197,13 @@ func Advice(status int, body []byte) string {
 	return "check api_url"
 }
 
-// WantsHTTPS: Librato's answer to plain HTTP, "Please use secured
+// WantsHTTPS reports Librato's answer to plain HTTP, "Please use secured
 // connection through https!".
 func WantsHTTPS(body []byte) bool {
 	return bytes.Contains(bytes.ToLower(body), []byte("secured connection"))
 }
 
-// TagsNotEnabled: the answer is Librato's 403 "Tag based measurements are
+// TagsNotEnabled reports whether the answer is Librato's 403 "Tag based measurements are
 // not enabled for this account", in its error JSON ({"errors":[…]} or
 // {"errors":{…}}). An HTML page from a proxy or firewall that happens to
 // contain the words is not: taking it for one would switch api = "auto" to
@@ -293,7 +294,7 @@ func (e *apiError) readParams(raw json.RawMessage) []string {
 	if json.Unmarshal(raw, &params) != nil {
 		return stringsOf(raw)
 	}
-	var parts []string
+	parts := make([]string, 0, len(params))
 	for _, field := range slices.Sorted(maps.Keys(params)) {
 		var msgs []string
 		if json.Unmarshal(params[field], &msgs) != nil {

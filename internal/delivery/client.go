@@ -15,20 +15,6 @@ import (
 // Librato's error JSON, small enough that a huge error page costs nothing.
 const MaxResponseRead = 16 << 10
 
-func (s *Sender) connect() error {
-	rt := s.cfg.Transport
-	if rt == nil {
-		t, err := s.httpTransport()
-		if err != nil {
-			return err
-		}
-		rt = t
-	}
-	s.close() // a new client must not leave the old one's connections open
-	s.client = &http.Client{Transport: rt, Timeout: s.cfg.Timeout, CheckRedirect: neverFollow}
-	return nil
-}
-
 // httpTransport is the transport of the TLS and proxy settings (either may
 // be nil: the defaults).
 func (s *Sender) httpTransport() (*http.Transport, error) {
@@ -67,19 +53,6 @@ func (s *Sender) httpTransport() (*http.Transport, error) {
 // the POST into a bodyless GET and could take the credentials elsewhere.
 func neverFollow(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-// close closes the client's connections and forgets it. No request is in
-// flight (Librato serialises Write and Close), so every connection is idle.
-func (s *Sender) close() {
-	if s.client != nil {
-		s.client.CloseIdleConnections()
-		s.client = nil
-	}
-}
-
-func (s *Sender) connected() bool { return s.client != nil }
-
-// post sends one body to ep and classifies the answer. ctx carries the
-// Write's deadline.
 // seq is the flush's logical clock: the outcome carries its readings just
 // before the request was handed to the transport and after the answer was
 // read (see evidence.go).

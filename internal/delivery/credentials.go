@@ -69,7 +69,7 @@ type Credentials struct {
 	secrets [][]byte
 }
 
-// redact removes the credentials from text that came from the network: an
+// Redact removes the credentials from text that came from the network: an
 // API or proxy echoing them must not put them in our logs.
 func (r *Credentials) Redact(text []byte) []byte {
 	for _, secret := range r.secrets {
@@ -78,6 +78,7 @@ func (r *Credentials) Redact(text []byte) []byte {
 	return text
 }
 
+// Forget clears the secrets kept for redaction.
 func (r *Credentials) Forget() {
 	for _, secret := range r.secrets {
 		clear(secret)

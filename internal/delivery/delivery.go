@@ -113,13 +113,32 @@ func (s *Sender) logClampedPause(hint, pause time.Duration) {
 
 // Connect builds the HTTP client, closing the connections of the previous
 // one. It does no network I/O.
-func (s *Sender) Connect() error { return s.connect() }
+func (s *Sender) Connect() error {
+	rt := s.cfg.Transport
+	if rt == nil {
+		t, err := s.httpTransport()
+		if err != nil {
+			return err
+		}
+		rt = t
+	}
+	s.Close() // a new client must not leave the old one's connections open
+	s.client = &http.Client{Transport: rt, Timeout: s.cfg.Timeout, CheckRedirect: neverFollow}
+	return nil
+}
 
-// Close closes the client's connections; Connect opens them again.
-func (s *Sender) Close() { s.close() }
+// Close closes the client's connections and forgets it; Connect opens them
+// again. No request is in flight (the caller serialises Deliver and Close),
+// so every connection is idle.
+func (s *Sender) Close() {
+	if s.client != nil {
+		s.client.CloseIdleConnections()
+		s.client = nil
+	}
+}
 
 // Connected reports whether Connect was called since the last Close.
-func (s *Sender) Connected() bool { return s.connected() }
+func (s *Sender) Connected() bool { return s.client != nil }
 
 // Client is the HTTP client of the last Connect (nil before it), with the
 // configured transport and no redirect following, for the credential check.

@@ -37,7 +37,8 @@ func TestProven(t *testing.T) {
 		{"R2 is a proxy's HTML 400", r1, between, answer(400, []byte(`<html>Bad Request</html>`), u, 1, 5, 6), false},
 		{"R1 is a request-level error", answer(400, []byte(`{"errors":{"request":["bad"]}}`), u, 1, 1, 2), between, r2, false},
 		{"R1 is a 413", answer(413, nil, u, 1, 1, 2), between, r2, false},
-		{"R1 names the metric in params.name as messages", answer(400, []byte(`{"errors":{"params":{"name":["is too long"]}}}`), u, 1, 1, 2), between, r2, true},
+		{"R1 names the metric in params.name as messages",
+			answer(400, []byte(`{"errors":{"params":{"name":["is too long"]}}}`), u, 1, 1, 2), between, r2, true},
 		{"R2 accepted", r1, between, answer(200, nil, u, 1, 5, 6), false},
 	}
 	for _, tc := range cases {

@@ -39,7 +39,7 @@ func (a *scriptedAPI) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return nil, fmt.Errorf("decoding the request: %w", err)
 	}
-	var names []string
+	names := make([]string, 0, len(doc.Gauges)+len(doc.Measurements))
 	for _, g := range doc.Gauges {
 		names = append(names, g.Name)
 	}

@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seed-d22a899f/librato/internal/testclock"
 	"github.com/stretchr/testify/require"
+
+	"github.com/seed-d22a899f/librato/internal/testclock"
 )
 
 // fakeClock advances only when someone sleeps on it.
