@@ -90,6 +90,7 @@ func (s *Sender) Deliver(ms []Measurement, ep Endpoint, start time.Time) (Result
 	defer f.end()
 
 	batches := s.batches(ms)
+	f.evidence.accepted = make([]span, 0, len(batches)) // one per batch, usually
 	f.budget.Store(int64(ExtraRequests + ExtraRequestsPerBatch*len(batches)))
 	f.each(len(batches), func(i int) error {
 		lo, hi := batches[i][0], batches[i][1]
