@@ -118,6 +118,10 @@ func (s *sender) close()               { s.core.Close() }
 func (s *sender) connected() bool      { return s.core.Connected() }
 func (s *sender) client() *http.Client { return s.core.Client() }
 
+// now is the delivery core's clock: a Write's deadline must be on the same
+// clock as the waits it bounds.
+func (s *sender) now() time.Time { return s.core.Now() }
+
 // lastAccepted reports whether the last deliver had a request accepted at
 // its endpoint (a flush that sent nothing, or was refused, had none).
 func (s *sender) lastAccepted() bool { return s.accepted }

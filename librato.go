@@ -332,7 +332,7 @@ func (l *Librato) Write(metrics []telegraf.Metric) error {
 		return errors.New("not connected: Connect was not called, or Close was")
 	}
 
-	start := time.Now()
+	start := l.sender.now() // the delivery core's clock: a simulation's fake time
 	// A failed flush's retry goes to the API that flush used: its settled
 	// measurements are in the ledger under that API's keys.
 	tagged := l.ledger.pendingTagged
