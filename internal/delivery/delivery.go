@@ -70,6 +70,8 @@ type Result struct {
 	// Accepted: at least one request of this Deliver was accepted by the
 	// endpoint, so it was reached and took data.
 	Accepted bool
+	// Proofs: one per measurement dropped as rejected_by_api.
+	Proofs []Proof
 }
 
 // Sender owns the HTTP client and everything shared by the requests of all

@@ -56,22 +56,38 @@ type span struct {
 	sent, answered uint64
 }
 
+// Proof is the record behind one measurement dropped as rejected_by_api:
+// the three exchanges of the rule, all at URL, read on the flush's logical
+// clock (Sent just before the request went out, Answered once its answer
+// was read), so a checker can verify the order.
+type Proof struct {
+	Measurement Measurement
+	URL         string
+	R1, A, R2   Exchange
+	Reason      string // Librato's explanation in R2
+}
+
+// Exchange is one request's place on the flush's logical clock.
+type Exchange struct {
+	Sent, Answered uint64
+}
+
 // proven is the rule, over recorded answers: r1 and r2 are the answers to
 // two requests carrying only the measurement, accepted holds the flush's
-// acceptances that may serve as A.
-func proven(r1 outcome, accepted []span, r2 outcome) bool {
+// acceptances that may serve as A. It returns the A it found.
+func proven(r1 outcome, accepted []span, r2 outcome) (span, bool) {
 	if !singleRejection(r1) || !singleRejection(r2) || r1.url != r2.url {
-		return false
+		return span{}, false
 	}
 	if r2.sent <= r1.answered {
-		return false
+		return span{}, false
 	}
 	for _, a := range accepted {
 		if a.url == r1.url && a.sent > r1.answered && a.answered < r2.sent {
-			return true
+			return a, true
 		}
 	}
-	return false
+	return span{}, false
 }
 
 // singleRejection: o is Librato's complete field error for a request of one
@@ -96,6 +112,7 @@ type evidence struct {
 	mu       sync.Mutex
 	accepted []span
 	pending  []suspect
+	proofs   []Proof
 }
 
 // suspect is a measurement Librato rejected alone once.
@@ -132,10 +149,18 @@ func (e *evidence) needsControl() bool {
 	return false
 }
 
-func (e *evidence) proves(r1, r2 outcome) bool {
+// prove records and returns the proof for m if r1 and r2 make one.
+func (e *evidence) prove(m *Measurement, r1, r2 outcome) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return proven(r1, e.accepted, r2)
+	a, ok := proven(r1, e.accepted, r2)
+	if ok {
+		e.proofs = append(e.proofs, Proof{
+			Measurement: *m, URL: r1.url, Reason: r2.reason,
+			R1: Exchange{r1.sent, r1.answered}, A: Exchange{a.sent, a.answered}, R2: Exchange{r2.sent, r2.answered},
+		})
+	}
+	return ok
 }
 
 // controlSeries returns the control's series for both APIs (index: tagged).
@@ -228,7 +253,7 @@ func (f *flush) retest(s *suspect) error {
 	}
 	switch o.kind {
 	case rejected:
-		if f.evidence.proves(s.r1, o) {
+		if f.evidence.prove(s.m, s.r1, o) {
 			f.drop(s.m, s.settled, o)
 			return nil
 		}

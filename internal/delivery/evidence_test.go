@@ -43,7 +43,11 @@ func TestProven(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			require.Equal(t, tc.want, proven(tc.r1, tc.accepted, tc.r2))
+			a, ok := proven(tc.r1, tc.accepted, tc.r2)
+			require.Equal(t, tc.want, ok)
+			if ok {
+				require.Equal(t, between[0], a)
+			}
 		})
 	}
 }

@@ -99,7 +99,7 @@ func (s *Sender) Deliver(ms []Measurement, ep Endpoint, start time.Time) (Result
 	f.judge()
 	f.rejections.report(s.log)
 
-	res := Result{Settled: f.settled, Accepted: f.accepted.Load()}
+	res := Result{Settled: f.settled, Accepted: f.accepted.Load(), Proofs: f.evidence.proofs}
 	if f.err == nil {
 		return res, nil
 	}

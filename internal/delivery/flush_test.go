@@ -183,6 +183,12 @@ func TestDeliverFollowsTheEvidenceRule(t *testing.T) {
 			require.Equal(t, tc.requests, api.log)
 			require.Equal(t, tc.settled, res.Settled)
 			require.Equal(t, tc.dropped, stats.Rejected.Get())
+			require.Len(t, res.Proofs, int(tc.dropped))
+			for _, p := range res.Proofs {
+				require.Less(t, p.R1.Answered, p.A.Sent, "A sent after R1's answer")
+				require.Less(t, p.A.Answered, p.R2.Sent, "R2 sent after A's answer")
+				require.Equal(t, "https://librato.test/v1/metrics", p.URL)
+			}
 			if tc.errHas == "" {
 				require.NoError(t, err)
 			} else {
