@@ -1,12 +1,13 @@
 package librato
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/seed-d22a899f/librato/internal/delivery"
 )
 
 // Which Librato API a flush writes to: fixed by `api`, or, with
@@ -28,7 +29,7 @@ const (
 
 // errTagsNotEnabled marks Librato's 403 "Tag based measurements are not
 // enabled for this account", the answer api = "auto" learns from.
-var errTagsNotEnabled = errors.New("tag-based measurements are not enabled for this account")
+var errTagsNotEnabled = delivery.ErrTagsNotEnabled
 
 // endpoint is where one API's requests go.
 type endpoint struct {

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/seed-d22a899f/librato/internal/delivery"
 )
 
 // The credential check (librato-execd/librato-tryout -check): a few requests
@@ -38,16 +40,16 @@ func (l *Librato) Check(ctx context.Context) (string, error) {
 	if l.sender == nil {
 		return "", errors.New("plugin not initialised")
 	}
-	if l.sender.client == nil {
+	if !l.sender.connected() {
 		if err := l.sender.connect(); err != nil {
 			return "", err
 		}
 	}
-	auth, err := l.sender.credentials()
+	auth, err := l.sender.core.Credentials()
 	if err != nil {
 		return "", err
 	}
-	defer auth.forget()
+	defer auth.Forget()
 	c := &credCheck{s: l.sender, auth: &auth}
 	eps := l.sender.cfg.endpoints
 	target := l.APIURL
@@ -126,7 +128,7 @@ func checkVerdict(api string, tagged bool, target string, eps endpoints) (string
 // proxy and timeout settings, and no redirect following.
 type credCheck struct {
 	s    *sender
-	auth *flushAuth
+	auth *delivery.Credentials
 }
 
 // answer is a response: status, headers and the redacted start of the body.
@@ -161,24 +163,20 @@ func (c *credCheck) do(ctx context.Context, method, u string, body []byte) (answ
 	if err != nil {
 		return answer{}, fmt.Errorf("creating request: %w", err)
 	}
-	req.Header["Authorization"] = c.auth.auth
-	req.Header["User-Agent"] = c.s.userAgent
-	if body != nil {
-		req.Header["Content-Type"] = contentTypeJSON
-	}
-	resp, err := c.s.client.Do(req)
+	c.s.core.SetRequestHeaders(req.Header, c.auth, body != nil, false)
+	resp, err := c.s.client().Do(req)
 	if err != nil {
 		return answer{}, transportError(err, req.URL, c.proxyFor(req), c.s.cfg.timeout)
 	}
 	defer resp.Body.Close()
 	// A cut-off body is judged by what arrived: the status says the most.
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseRead)) //nolint:errcheck // partial text is enough
-	return answer{status: resp.StatusCode, header: resp.Header, body: c.auth.redact(raw)}, nil
+	return answer{status: resp.StatusCode, header: resp.Header, body: c.auth.Redact(raw)}, nil
 }
 
 // proxyFor is the proxy the request went through, for messages: "" if none.
 func (c *credCheck) proxyFor(req *http.Request) string {
-	t, ok := c.s.client.Transport.(*http.Transport)
+	t, ok := c.s.client().Transport.(*http.Transport)
 	if !ok || t.Proxy == nil {
 		return ""
 	}
@@ -218,39 +216,24 @@ func recordAnswer(a answer, ep endpoint) error {
 	case a.status == http.StatusBadRequest || a.status == http.StatusUnprocessableEntity:
 		return fmt.Errorf("the answer to POST %s was %d with %s, not Librato's JSON (a proxy or firewall in the way?): check api_url and http_proxy_url",
 			ep.url, a.status, excerpt(a.body))
-	case a.status == http.StatusForbidden && ep.tagged && bytes.Contains(a.body, []byte("not enabled")):
+	case ep.tagged && delivery.TagsNotEnabled(a.status, a.body):
 		return errTagsNotEnabled
-	case a.status == http.StatusForbidden && !isRateLimit(a.body) && !wantsHTTPS(a.body):
+	case a.status == http.StatusForbidden && !isRateLimit(a.body) && !delivery.WantsHTTPS(a.body):
 		return fmt.Errorf("the answer to POST %s was 403, so api_token may read but not record: use a token with record access (%s)",
 			ep.url, excerpt(a.body))
 	}
 	return answerError(a, "POST "+ep.url)
 }
 
-// wantsHTTPS: Librato's answer to plain HTTP, "Please use secured
-// connection through https!".
-func wantsHTTPS(body []byte) bool {
-	return bytes.Contains(bytes.ToLower(body), []byte("secured connection"))
-}
-
-// answerError names the setting behind an unwanted answer.
+// answerError names the setting behind an unwanted answer, in the words
+// delivery errors use (delivery.Advice).
 func answerError(a answer, req string) error {
 	text := excerpt(a.body)
-	switch {
-	case a.status >= 300 && a.status < 400:
+	if a.status >= 300 && a.status < 400 {
 		return fmt.Errorf("%s: %w", req, redirectError(a.status, a.header.Get("Location")))
-	case a.status == http.StatusUnauthorized:
-		return fmt.Errorf("%s answered 401, the credentials were refused: check api_user (the account email) and api_token (%s)", req, text)
-	case (a.status == http.StatusForbidden || a.status == http.StatusTooManyRequests) && isRateLimit(a.body),
-		a.status == http.StatusTooManyRequests:
-		return fmt.Errorf("%s answered %d, the account is rate limited: nothing is wrong with the settings as far as seen, try again later (%s)",
-			req, a.status, text)
-	case a.status == http.StatusForbidden && wantsHTTPS(a.body):
-		return fmt.Errorf("%s answered 403, Librato wants HTTPS: set api_url to https:// (%s)", req, text)
-	case a.status == http.StatusForbidden:
-		return fmt.Errorf("%s answered 403: check that api_token is valid and has access, and that api_url is https:// (%s)", req, text)
-	case a.status == http.StatusNotFound:
-		return fmt.Errorf("%s answered 404, no Librato API at this path: check the path of api_url (%s)", req, text)
+	}
+	if advice := delivery.Advice(a.status, a.body); advice != "" {
+		return fmt.Errorf("%s answered %d, %s (%s)", req, a.status, advice, text)
 	}
 	return fmt.Errorf("%s answered %d: %s", req, a.status, text)
 }

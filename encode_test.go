@@ -21,12 +21,13 @@ func encodeTaggedPerMeasurement(buf []byte, pts []point) []byte {
 			buf = append(buf, ',')
 		}
 		p := &pts[i]
-		buf = append(buf, `{"name":`...)
-		buf = appendString(buf, p.Name)
+		buf = append(buf, `{"name":"`...) // names need no escaping
+		buf = append(buf, p.Name...)
+		buf = append(buf, '"')
 		buf = append(buf, `,"tags":`...)
 		buf = append(buf, p.Series.Tags...)
 		buf = append(buf, `,"value":`...)
-		buf = appendFloat(buf, p.Value)
+		buf = strconv.AppendFloat(buf, p.Value, 'g', -1, 64)
 		buf = append(buf, `,"time":`...)
 		buf = strconv.AppendInt(buf, p.Time, 10)
 		buf = append(buf, '}')

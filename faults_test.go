@@ -16,6 +16,7 @@ import (
 	"github.com/influxdata/telegraf/models"
 	"github.com/stretchr/testify/require"
 
+	"github.com/seed-d22a899f/librato/internal/delivery"
 	"github.com/seed-d22a899f/librato/internal/fakelibrato"
 )
 
@@ -166,22 +167,46 @@ func TestOneRejectionPerBatch(t *testing.T) {
 }
 
 // TestRejectionNeedsAnEndpointThatAccepts: the first request ever is a
-// single measurement Librato rejects. That is not yet proof; once the
-// endpoint has accepted a request, the same rejection is.
+// single measurement Librato rejects. That is not yet proof: the plugin
+// sends a control measurement, and only its acceptance, followed by a
+// second rejection, drops the measurement. An endpoint that rejects the
+// control too proves nothing, and the measurement is kept.
 func TestRejectionNeedsAnEndpointThatAccepts(t *testing.T) {
 	ts := time.Now().Add(-time.Minute).Truncate(time.Second)
 	poison := metric.New("cpu", map[string]string{"host": "bad"}, map[string]any{"idle": 1.0}, ts)
 	goodOne := metric.New("cpu", map[string]string{"host": "good"}, map[string]any{"idle": 2.0}, ts)
-	fake := newFake(t, fakelibrato.Options{Fault: rejectMeasurements(map[fakeKey]bool{{"cpu.idle", "bad", ts.Unix()}: true}, true)})
-	l := newPlugin(t, fake.LegacyURL())
-
-	err := l.Write([]telegraf.Metric{poison})
-	require.ErrorContains(t, err, "has accepted no request yet")
-	require.Zero(t, l.stats.dropped[reasonRejected].Get())
-
-	require.NoError(t, l.Write([]telegraf.Metric{poison, goodOne}))
-	requireExactlyOnce(t, fake, []fakeKey{{"cpu.idle", "good", ts.Unix()}})
-	require.Equal(t, int64(1), l.stats.dropped[reasonRejected].Get())
+	t.Run("control accepted", func(t *testing.T) {
+		fake := newFake(t, fakelibrato.Options{Fault: rejectMeasurements(map[fakeKey]bool{{"cpu.idle", "bad", ts.Unix()}: true}, true)})
+		l := newPlugin(t, fake.LegacyURL())
+		require.NoError(t, l.Write([]telegraf.Metric{poison}))
+		require.Equal(t, int64(1), l.stats.dropped[reasonRejected].Get())
+		require.Equal(t, int64(1), l.stats.controls.Get())
+		require.Len(t, fake.Requests(), 3, "R1, the control, R2")
+		controls := 0
+		for _, g := range fake.Gauges() {
+			require.Equal(t, delivery.ControlName, g.Name)
+			require.Equal(t, "telegraf-librato", g.Source)
+			controls++
+		}
+		require.Equal(t, 1, controls)
+	})
+	t.Run("control rejected too", func(t *testing.T) {
+		var rejectAll atomic.Bool
+		rejectAll.Store(true)
+		fake := newFake(t, fakelibrato.Options{Fault: func(int, *fakelibrato.Received) fakelibrato.Action {
+			if rejectAll.Load() {
+				return fakelibrato.Action{Status: http.StatusBadRequest, Body: []byte(`{"errors":{"params":{"value":["is not accepted here"]}}}`)}
+			}
+			return fakelibrato.Action{}
+		}})
+		l := newPlugin(t, fake.LegacyURL())
+		err := l.Write([]telegraf.Metric{poison, goodOne})
+		require.ErrorContains(t, err, "not even a control measurement")
+		require.Zero(t, l.stats.dropped[reasonRejected].Get())
+		rejectAll.Store(false)
+		require.NoError(t, l.Write([]telegraf.Metric{poison, goodOne}))
+		requireExactlyOnce(t, fake, []fakeKey{{"cpu.idle", "bad", ts.Unix()}, {"cpu.idle", "good", ts.Unix()}})
+	})
 }
 
 // TestRedirectsAreNotFollowed: for two seconds the endpoint redirects; the

@@ -20,6 +20,8 @@ import (
 	"github.com/influxdata/telegraf/plugins/common/proxy"
 	"github.com/influxdata/telegraf/plugins/common/tls"
 	"github.com/influxdata/telegraf/plugins/outputs"
+
+	"github.com/seed-d22a899f/librato/internal/delivery"
 )
 
 //go:embed sample.conf
@@ -72,6 +74,9 @@ type Librato struct {
 	// transport, when set before Init, replaces the HTTP transport: tests
 	// put an in-memory Librato there (no sockets).
 	transport http.RoundTripper
+	// clock, when set before Init, replaces the delivery core's wall clock
+	// (the simulation's fake time).
+	clock delivery.Clock
 
 	// conv holds a converter per API (index: tagged); with api = "auto"
 	// both, since the account's answers choose.
@@ -293,6 +298,8 @@ func (l *Librato) senderConfig(eps endpoints) senderConfig {
 		tls:                    &l.ClientConfig,
 		proxy:                  &l.HTTPProxy,
 		transport:              l.transport,
+		controlSource:          l.DefaultSource,
+		clock:                  l.clock,
 	}
 }
 
@@ -325,7 +332,7 @@ func (l *Librato) Write(metrics []telegraf.Metric) error {
 		return errors.New("not connected: Connect was not called, or Close was")
 	}
 
-	start := time.Now()
+	start := l.sender.now() // the delivery core's clock: a simulation's fake time
 	// A failed flush's retry goes to the API that flush used: its settled
 	// measurements are in the ledger under that API's keys.
 	tagged := l.ledger.pendingTagged

@@ -301,30 +301,3 @@ func TestLedgerHoldsOnlySettled(t *testing.T) {
 	require.Len(t, led.done, 30, "the retry's settled ones stay settled")
 	require.Equal(t, 30, cap(led.done))
 }
-
-// A body larger than a usual request is not pooled for the next flush.
-func TestPoolKeepsNoLargeBodies(t *testing.T) {
-	for _, gzip := range []bool{false, true} {
-		t.Run(fmt.Sprintf("gzip=%v", gzip), func(t *testing.T) {
-			s := newSender(senderConfig{gzip: gzip}, newStats("test"), testutil.Logger{Quiet: true})
-			metrics, _ := workload(5000)
-			c, err := newConverter(converterConfig{template: "host"}, newStats("test"), testutil.Logger{Quiet: true})
-			require.NoError(t, err)
-			pts := c.convert(metrics)
-
-			body, err := s.encode(pts, false)
-			require.NoError(t, err)
-			require.Greater(t, len(body.json), maxPooledBody)
-			body.release()
-			for range 3 {
-				p := s.bufs.Get().(*payload)
-				require.LessOrEqual(t, cap(p.json)+cap(p.zipped), maxPooledBody)
-			}
-
-			small, err := s.encode(pts[:300], false)
-			require.NoError(t, err)
-			require.LessOrEqual(t, cap(small.json)+cap(small.zipped), maxPooledBody, "a usual body stays poolable")
-			small.release()
-		})
-	}
-}

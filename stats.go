@@ -50,6 +50,8 @@ type stats struct {
 	// budget of the last answer.
 	rateLimit, rateRemaining selfstat.Stat
 	requestTime              selfstat.Stat
+	// controls: control requests sent for evidence (internal/delivery).
+	controls selfstat.Stat
 }
 
 func newStats(endpoint string) *stats {
@@ -65,6 +67,7 @@ func newStats(endpoint string) *stats {
 		rateLimit:     selfstat.Register("librato", "rate_limit", tags),
 		rateRemaining: selfstat.Register("librato", "rate_limit_remaining", tags),
 		requestTime:   selfstat.RegisterTiming("librato", "request_time_ns", tags),
+		controls:      selfstat.Register("librato", "control_requests", tags),
 	}
 	for r := range s.dropped {
 		s.dropped[r] = selfstat.Register("librato", "measurements_dropped",

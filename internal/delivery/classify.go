@@ -1,6 +1,7 @@
-package librato
+package delivery
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -43,6 +44,12 @@ type outcome struct {
 	// for them: the answer does not say which, and the rest are stored.
 	apiFailed int
 	apiErrors string
+	// Where and when, for the evidence rule: the request's URL, how many
+	// measurements it carried, and the flush's logical clock just before
+	// it was sent and after its answer was read.
+	url            string
+	measurements   int
+	sent, answered uint64
 }
 
 // classify maps a response to an outcome. body is the (size-limited, already
@@ -56,22 +63,22 @@ func classify(status int, header http.Header, body []byte, tagged bool, now time
 	apiErr := parseAPIError(body)
 	o.reason = strconv.Quote(apiErr.reason)
 	o.names, o.sources = apiErr.names, apiErr.sources
-	o.err = fmt.Errorf("librato answered %d: %s", status, excerpt(body))
+	o.err = fmt.Errorf("librato answered %d: %s", status, Excerpt(body))
 	switch {
 	case status >= 300 && status < 400:
 		o.kind = halt
-		o.err = redirectError(status, header.Get("Location"))
+		o.err = RedirectError(status, header.Get("Location"))
 	case status == http.StatusTooManyRequests || status >= 500:
 		o.kind = transient
 		o.retryAfter = retryHint(header, now)
-	case status == http.StatusForbidden && isRateLimit(body):
+	case status == http.StatusForbidden && IsRateLimit(body):
 		o.kind = transient
 		o.retryAfter = retryHint(header, now)
 	case (status == http.StatusBadRequest || status == http.StatusUnprocessableEntity) && apiErr.fieldErrors:
 		o.kind = rejected
 	case status == http.StatusRequestEntityTooLarge:
 		o.kind = tooLarge
-		o.err = fmt.Errorf("librato answered 413 (request too large; a proxy may limit bodies: lower measurements_per_request): %s", excerpt(body))
+		o.err = fmt.Errorf("librato answered 413 (request too large; a proxy may limit bodies: lower measurements_per_request): %s", Excerpt(body))
 	case status == http.StatusBadRequest || status == http.StatusUnprocessableEntity:
 		o.kind = halt
 		o.err = unprovenRejection(status, body, apiErr)
@@ -91,17 +98,6 @@ func unfinished(o outcome, readErr error) outcome {
 	o.kind = halt
 	o.err = fmt.Errorf("librato answered %d but the answer was cut off (%w), which proves nothing: %w", o.status, readErr, o.err)
 	return o
-}
-
-// Proof is what lets the plugin drop a measurement instead of keeping it
-// buffered. See "Delivery" in the README.
-//
-// A request carrying this one measurement was answered 400/422 by Librato
-// itself (its error JSON names an invalid field), and the endpoint has
-// accepted other requests, so it is the measurement, not the endpoint, a
-// proxy or the account, that Librato refuses.
-func proven(o outcome, measurements int, endpointAccepts bool) bool {
-	return o.kind == rejected && measurements == 1 && endpointAccepts
 }
 
 // acceptedWithFailures reads a tagged 2xx body:
@@ -125,20 +121,22 @@ func acceptedWithFailures(body []byte) (failed int, errs string) {
 	switch string(doc.Errors) {
 	case "", "null", "[]", "{}":
 	default:
-		errs = excerpt(doc.Errors)
+		errs = Excerpt(doc.Errors)
 	}
 	return max(doc.Measurements.Summary.Failed, 0), errs
 }
 
-func isRateLimit(body []byte) bool {
+// IsRateLimit reports whether the body is Librato's "API limit" or a "rate limit" answer.
+func IsRateLimit(body []byte) bool {
 	s := strings.ToLower(string(body))
 	return strings.Contains(s, "api limit") || strings.Contains(s, "rate limit")
 }
 
-// redirectError: a redirect is never followed. Go would turn the POST into a
-// bodyless GET (silently storing nothing) and may send the credentials to
-// the new location, so the user is told to point api_url there instead.
-func redirectError(status int, location string) error {
+// RedirectError explains a redirect, which is never followed: Go would
+// turn the POST into a bodyless GET (silently storing nothing) and may send
+// the credentials to the new location, so the user is told to point api_url
+// there instead.
+func RedirectError(status int, location string) error {
 	if location == "" {
 		return fmt.Errorf("librato answered %d, a redirect without a location: check api_url", status)
 	}
@@ -159,26 +157,68 @@ func unprovenRejection(status int, body []byte, apiErr apiError) error {
 	if apiErr.librato {
 		who = "an error about the request, not a measurement"
 	}
-	return fmt.Errorf("librato answered %d with %s: %s", status, who, excerpt(body))
+	return fmt.Errorf("librato answered %d with %s: %s", status, who, Excerpt(body))
 }
 
 // settingError tells the user which setting to fix.
 func settingError(status int, body []byte, tagged bool) error {
-	hint := "check api_url"
-	switch {
-	case status == http.StatusUnauthorized:
-		hint = "check api_user (the account email) and api_token"
-	case status == http.StatusForbidden && tagged && strings.Contains(string(body), "not enabled"):
-		return fmt.Errorf(`librato answered 403 (%w: set api = "legacy" or "auto"): %s`, errTagsNotEnabled, excerpt(body))
-	case status == http.StatusForbidden:
-		hint = "check that api_token has record access and that api_url is HTTPS"
-	case status == http.StatusUnsupportedMediaType:
-		hint = `check content_encoding (Librato may not accept "gzip")`
+	if tagged && TagsNotEnabled(status, body) {
+		return fmt.Errorf(`librato answered 403 (%w: set api = "legacy" or "auto"): %s`, ErrTagsNotEnabled, Excerpt(body))
 	}
-	return fmt.Errorf("librato answered %d (%s): %s", status, hint, excerpt(body))
+	return fmt.Errorf("librato answered %d (%s): %s", status, Advice(status, body), Excerpt(body))
 }
 
-func excerpt(body []byte) string {
+// Advice names the setting behind an answer that is not Librato taking the
+// data, for delivery errors and the credential check alike; "" when no
+// setting explains it (a success, a server error, Librato's own 400).
+func Advice(status int, body []byte) string {
+	switch {
+	case status/100 == 2 || status >= 500:
+		return ""
+	case status/100 == 3:
+		return "a redirect, which is not followed: check api_url"
+	case status == http.StatusUnauthorized:
+		return "the credentials were refused: check api_user (the account email) and api_token"
+	case status == http.StatusTooManyRequests, status == http.StatusForbidden && IsRateLimit(body):
+		return "the account is rate limited: nothing is wrong with the settings as far as seen, try again later"
+	case status == http.StatusForbidden && WantsHTTPS(body):
+		return "Librato wants HTTPS: set api_url to https://"
+	case TagsNotEnabled(status, body):
+		return `tag-based measurements are not enabled for this account: set api = "legacy" or "auto"`
+	case status == http.StatusForbidden:
+		return "check that api_token is valid and has record access, and that api_url is https://"
+	case status == http.StatusNotFound:
+		return "no Librato API at this path: check the path of api_url"
+	case status == http.StatusUnsupportedMediaType:
+		return `check content_encoding (Librato may not accept "gzip")`
+	case status == http.StatusBadRequest || status == http.StatusUnprocessableEntity:
+		return ""
+	}
+	return "check api_url"
+}
+
+// WantsHTTPS reports Librato's answer to plain HTTP, "Please use secured
+// connection through https!".
+func WantsHTTPS(body []byte) bool {
+	return bytes.Contains(bytes.ToLower(body), []byte("secured connection"))
+}
+
+// TagsNotEnabled reports whether the answer is Librato's 403 "Tag based measurements are
+// not enabled for this account", in its error JSON ({"errors":[…]} or
+// {"errors":{…}}). An HTML page from a proxy or firewall that happens to
+// contain the words is not: taking it for one would switch api = "auto" to
+// the legacy API on a tagged account.
+func TagsNotEnabled(status int, body []byte) bool {
+	if status != http.StatusForbidden {
+		return false
+	}
+	e := parseAPIError(body)
+	return e.librato && strings.Contains(strings.ToLower(e.reason), "not enabled")
+}
+
+// Excerpt quotes the start of a response body (already redacted) for an
+// error or log line, at most maxErrorText bytes of it.
+func Excerpt(body []byte) string {
 	s := strings.TrimSpace(string(body))
 	if len(s) > maxErrorText {
 		s = s[:maxErrorText] + "…"
@@ -245,18 +285,29 @@ func parseAPIError(body []byte) apiError {
 }
 
 // readParams collects "field: message" parts and the names and sources the
-// messages blame; "name" is context, not an error of its own.
+// messages blame. A field error is a field holding an array of messages, for
+// any field, name and source included: a name rule the plugin does not know
+// (a stricter length limit) must be isolatable like any other. A field
+// holding a plain string is context, such as "name": the metric concerned.
 func (e *apiError) readParams(raw json.RawMessage) []string {
 	var params map[string]json.RawMessage
 	if json.Unmarshal(raw, &params) != nil {
 		return stringsOf(raw)
 	}
-	var parts []string
+	parts := make([]string, 0, len(params))
 	for _, field := range slices.Sorted(maps.Keys(params)) {
-		msgs := stringsOf(params[field])
-		if field == "name" {
-			e.names = append(e.names, msgs...)
+		var msgs []string
+		if json.Unmarshal(params[field], &msgs) != nil {
+			// Context: a plain string (or anything else) blames nothing.
+			if field == "name" {
+				e.names = append(e.names, stringsOf(params[field])...)
+			}
 			continue
+		}
+		if field == "name" {
+			// Librato may list the offending names here: a hint for the
+			// search, never a conviction.
+			e.names = append(e.names, msgs...)
 		}
 		e.fieldErrors = e.fieldErrors || len(msgs) > 0
 		for _, msg := range msgs {

@@ -1,4 +1,4 @@
-package librato
+package delivery
 
 import (
 	"math"
@@ -11,9 +11,9 @@ import (
 // validated default_source), which JSON never escapes. Tags, which may hold
 // any character Librato allows, are escaped once per tag set.
 
-// encodeLegacy appends the /v1/metrics body for pts:
+// EncodeLegacy appends the /v1/metrics body for pts:
 // {"gauges":[{"name":…,"source":…,"value":…,"measure_time":…},…]}.
-func encodeLegacy(buf []byte, pts []point) []byte {
+func EncodeLegacy(buf []byte, pts []Measurement) []byte {
 	var times timeDigits
 	buf = append(buf, `{"gauges":[`...)
 	for i := range pts {
@@ -54,7 +54,7 @@ func (d *timeDigits) append(buf []byte, t int64) []byte {
 	return append(buf, d.digits[:d.n]...)
 }
 
-func appendLegacySummary(buf []byte, s *summary) []byte {
+func appendLegacySummary(buf []byte, s *Summary) []byte {
 	buf = append(buf, `,"count":`...)
 	buf = strconv.AppendInt(buf, s.Count, 10)
 	buf = append(buf, `,"sum":`...)
@@ -64,11 +64,11 @@ func appendLegacySummary(buf []byte, s *summary) []byte {
 	return appendOptional(buf, `,"sum_squares":`, s.SumSquares, s.HasSumSq)
 }
 
-// encodeTagged appends the /v1/measurements body for pts. Per-measurement
+// EncodeTagged appends the /v1/measurements body for pts. Per-measurement
 // tags replace the top-level ones, so the first point's tags go to the top
 // level and only points of other tag sets carry their own: Telegraf metrics
 // have several fields each, and consecutive points mostly share tags.
-func encodeTagged(buf []byte, pts []point) []byte {
+func EncodeTagged(buf []byte, pts []Measurement) []byte {
 	var common string
 	if len(pts) > 0 {
 		common = pts[0].Series.Tags
@@ -102,7 +102,7 @@ func encodeTagged(buf []byte, pts []point) []byte {
 	return append(buf, "]}"...)
 }
 
-func appendTaggedSummary(buf []byte, s *summary) []byte {
+func appendTaggedSummary(buf []byte, s *Summary) []byte {
 	buf = append(buf, `,"count":`...)
 	buf = strconv.AppendInt(buf, s.Count, 10)
 	buf = append(buf, `,"sum":`...)
@@ -119,8 +119,8 @@ func appendOptional(buf []byte, key string, v float64, ok bool) []byte {
 	return appendFloat(append(buf, key...), v)
 }
 
-// appendTagObject appends {"k":"v",…}.
-func appendTagObject(buf []byte, pairs [][2]string) []byte {
+// AppendTagObject appends {"k":"v",…}.
+func AppendTagObject(buf []byte, pairs [][2]string) []byte {
 	buf = append(buf, '{')
 	for i, kv := range pairs {
 		if i > 0 {
@@ -135,7 +135,7 @@ func appendTagObject(buf []byte, pairs [][2]string) []byte {
 
 // encodedSize estimates a point's share of a request body, to keep bodies
 // under Librato's size limit without encoding twice.
-func encodedSize(p *point) int {
+func encodedSize(p *Measurement) int {
 	n := len(p.Name) + len(p.Series.Source) + len(p.Series.Tags) + 80
 	if p.Summary != nil {
 		n += 120
@@ -144,7 +144,7 @@ func encodedSize(p *point) int {
 }
 
 // estimatedBody is the buffer size to start a body for pts with.
-func estimatedBody(pts []point) int {
+func estimatedBody(pts []Measurement) int {
 	n := 64
 	for i := range pts {
 		n += encodedSize(&pts[i])

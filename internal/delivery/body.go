@@ -1,4 +1,4 @@
-package librato
+package delivery
 
 import (
 	"bytes"
@@ -10,26 +10,26 @@ import (
 	"sync/atomic"
 )
 
-// maxPooledBody is the largest request buffer kept for reuse: a request of
+// MaxPooledBody is the largest request buffer kept for reuse: a request of
 // 300 measurements of the longest usual names and tag sets. Bigger bodies
 // (up to maxBodyBytes) are let go after their request, so the pool holds at
 // most concurrent_writes × 256 KiB however large the flushes are.
-const maxPooledBody = 256 << 10
+const MaxPooledBody = 256 << 10
 
 // encode fills a pooled payload with the body for pts.
-func (s *sender) encode(pts []point, tagged bool) (*payload, error) {
+func (s *Sender) encode(pts []Measurement, tagged bool) (*payload, error) {
 	p := s.bufs.Get().(*payload)
 	p.refs.Store(1)
 	if cap(p.json) == 0 {
-		p.json = make([]byte, 0, min(estimatedBody(pts), maxPooledBody)) // not a dozen doublings
+		p.json = make([]byte, 0, min(estimatedBody(pts), MaxPooledBody)) // not a dozen doublings
 	}
 	if tagged {
-		p.json = encodeTagged(p.json[:0], pts)
+		p.json = EncodeTagged(p.json[:0], pts)
 	} else {
-		p.json = encodeLegacy(p.json[:0], pts)
+		p.json = EncodeLegacy(p.json[:0], pts)
 	}
 	p.wire = p.json
-	if !s.cfg.gzip {
+	if !s.cfg.Gzip {
 		return p, nil
 	}
 	if err := s.compress(p); err != nil {
@@ -39,7 +39,7 @@ func (s *sender) encode(pts []point, tagged bool) (*payload, error) {
 	return p, nil
 }
 
-func (s *sender) compress(p *payload) error {
+func (s *Sender) compress(p *payload) error {
 	out := bytes.NewBuffer(p.zipped[:0])
 	zw, ok := s.gzips.Get().(*gzip.Writer)
 	if ok {
@@ -68,7 +68,7 @@ type payload struct {
 }
 
 func (p *payload) release() {
-	if p.refs.Add(-1) == 0 && cap(p.json)+cap(p.zipped) <= maxPooledBody {
+	if p.refs.Add(-1) == 0 && cap(p.json)+cap(p.zipped) <= MaxPooledBody {
 		p.pool.Put(p)
 	}
 }

@@ -1,4 +1,4 @@
-package librato
+package delivery
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/seed-d22a899f/librato/internal/testclock"
 )
 
 // fakeClock advances only when someone sleeps on it.
@@ -88,7 +90,7 @@ func TestClampPause(t *testing.T) {
 }
 
 func TestRetryHint(t *testing.T) {
-	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	now := testEpoch()
 	cases := []struct {
 		name   string
 		header http.Header
@@ -122,7 +124,7 @@ func TestRetryHint(t *testing.T) {
 }
 
 func TestNextGateStep(t *testing.T) {
-	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	now := testEpoch()
 	sendBy := now.Add(5 * time.Second)
 	cases := []struct {
 		name string
@@ -149,7 +151,7 @@ func TestNextGateStep(t *testing.T) {
 // TestGateClampsAndProbes: an absurd Retry-After pauses for the cap, logged
 // once; then one probe goes alone while the others wait for its answer.
 func TestGateClampsAndProbes(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}
+	clock := &fakeClock{now: testEpoch()}
 	var clamps []time.Duration
 	g := &rateGate{clock: clock, maxPause: time.Minute, onClamp: func(hint, _ time.Duration) { clamps = append(clamps, hint) }}
 
@@ -190,7 +192,7 @@ func TestGateClampsAndProbes(t *testing.T) {
 }
 
 func TestGateProbeAnsweredWithAnotherPause(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}
+	clock := &fakeClock{now: testEpoch()}
 	g := &rateGate{clock: clock, maxPause: time.Minute}
 	g.pause(10 * time.Second)
 	probe, err := g.wait(context.Background(), clock.Now().Add(time.Minute))
@@ -209,7 +211,7 @@ func TestGateProbeAnsweredWithAnotherPause(t *testing.T) {
 // request's 429 asks for another pause; the probe's good answer must not
 // cancel it, so the next request after that pause probes again.
 func TestProbeKeepsAPauseOthersAskedFor(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)}
+	clock := &fakeClock{now: testEpoch()}
 	g := &rateGate{clock: clock, maxPause: time.Minute}
 	g.pause(10 * time.Second)
 	probe, err := g.wait(t.Context(), clock.Now().Add(time.Minute))
@@ -223,3 +225,6 @@ func TestProbeKeepsAPauseOthersAskedFor(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, probe, "after the second pause one request probes first")
 }
+
+// testEpoch is where the fake clocks start (internal/testclock).
+func testEpoch() time.Time { return testclock.Epoch() }

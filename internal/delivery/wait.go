@@ -1,4 +1,4 @@
-package librato
+package delivery
 
 import (
 	"context"
@@ -20,12 +20,10 @@ import (
 const (
 	backoffBase = 100 * time.Millisecond
 	backoffMax  = 2 * time.Second
-
-	defaultMaxRetryAfter = time.Minute
 )
 
-// clock is the time seam of the wait policy.
-type clock interface {
+// Clock is the time seam of the wait policy.
+type Clock interface {
 	Now() time.Time
 	// Sleep waits d, or returns ctx's cause if ctx ends first.
 	Sleep(ctx context.Context, d time.Duration) error
@@ -194,7 +192,7 @@ var errPaused = errors.New("librato asked to pause sending")
 // rateGate holds every request of every flush while the API has asked us to
 // pause.
 type rateGate struct {
-	clock    clock
+	clock    Clock
 	maxPause time.Duration
 	onClamp  func(hint, pause time.Duration)
 
@@ -266,7 +264,7 @@ func (g *rateGate) open() bool {
 	return step == stepSend
 }
 
-func awaitProbe(ctx context.Context, c clock, answered <-chan struct{}, sendBy time.Time) error {
+func awaitProbe(ctx context.Context, c Clock, answered <-chan struct{}, sendBy time.Time) error {
 	ctx, cancel := c.WithDeadline(ctx, sendBy)
 	defer cancel()
 	select {
@@ -355,9 +353,12 @@ func reserveSlot(now, next time.Time, interval time.Duration) (slot, newNext tim
 
 // staleBudget: answers arrive out of order, so one that reports more left
 // than an earlier one, before that one's window could have reset, says
-// nothing new; letting it relax the pacing would overrun the budget.
-func staleBudget(last rateLimit, lastAt time.Time, cur rateLimit, now time.Time) bool {
-	return last.ok && cur.remaining > last.remaining && now.Before(lastAt.Add(last.reset))
+// nothing new; letting it relax the pacing would overrun the budget. The
+// window is taken at most as maxReset (max_retry_after), as everywhere in
+// the pacing: with the raw reset, one absurd header ("resets in 31 years")
+// would make every later answer stale, and pacing would be off for good.
+func staleBudget(last rateLimit, lastAt time.Time, cur rateLimit, now time.Time, maxReset time.Duration) bool {
+	return last.ok && cur.remaining > last.remaining && now.Before(lastAt.Add(min(last.reset, maxReset)))
 }
 
 // pacer is the sender's view of the rate-limit budget.
@@ -382,7 +383,7 @@ func (p *pacer) observe(h http.Header, now time.Time, inFlight int) (time.Durati
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if staleBudget(p.last, p.lastAt, rl, now) {
+	if staleBudget(p.last, p.lastAt, rl, now, p.maxReset) {
 		return 0, p.last
 	}
 	if p.cost == 0 {
@@ -397,7 +398,7 @@ func (p *pacer) observe(h http.Header, now time.Time, inFlight int) (time.Durati
 }
 
 // wait spaces request starts; it fails when the start would be past sendBy.
-func (p *pacer) wait(ctx context.Context, c clock, sendBy time.Time) error {
+func (p *pacer) wait(ctx context.Context, c Clock, sendBy time.Time) error {
 	p.mu.Lock()
 	now := c.Now()
 	if !now.Before(p.until) {

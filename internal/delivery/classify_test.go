@@ -1,10 +1,12 @@
-package librato
+package delivery
 
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +15,7 @@ import (
 )
 
 func TestClassify(t *testing.T) {
-	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	now := testEpoch()
 	const (
 		fieldErr   = `{"errors":{"params":{"measure_time":["is too far in the past"],"name":"cpu.idle"}},"request_time":1}`
 		nameOnly   = `{"errors":{"params":{"name":"cpu.idle"}}}`
@@ -38,6 +40,12 @@ func TestClassify(t *testing.T) {
 		{"422 field error", 422, nil, fieldErr, false, rejected, 0, ""},
 		{"400 naming only the metric blames nothing", 400, nil, nameOnly, false, halt, 0, "not a measurement"},
 		{"400 request error", 400, nil, requestErr, false, halt, 0, "not a measurement"},
+		{"400 params.name holding messages is a field error", 400, nil,
+			`{"errors":{"params":{"name":["is too long"]}}}`, false, rejected, 0, ""},
+		{"400 params.source holding messages is a field error", 400, nil,
+			`{"errors":{"params":{"source":["x y is not a valid source name"]}}}`, false, rejected, 0, ""},
+		{"400 params field holding a plain string is context", 400, nil, `{"errors":{"params":{"value":"bad"}}}`, false, halt, 0, "not a measurement"},
+		{"400 system error", 400, nil, `{"errors":{"system":["try again"]}}`, false, halt, 0, "not a measurement"},
 		{"400 HTML from a proxy", 400, nil, htmlPage, false, halt, 0, "not Librato's error JSON"},
 		{"400 empty body", 400, nil, "", false, halt, 0, "(empty body)"},
 		{"400 other JSON", 400, nil, otherJSON, false, halt, 0, "not Librato's error JSON"},
@@ -49,10 +57,15 @@ func TestClassify(t *testing.T) {
 			false, transient, 12 * time.Second, "",
 		},
 		{"403 API limit", 403, nil, rateLimit, false, transient, 0, ""},
-		{"403 read-only token", 403, nil, requestErr, false, halt, 0, "record access"},
+		{"403 plain HTTP", 403, nil, requestErr, false, halt, 0, "set api_url to https://"},
+		{"403 read-only token", 403, nil, `{"errors":{"request":["read-only token"]}}`, false, halt, 0, "record access"},
 		{"403 tags not enabled", 403, nil, `{"errors":["Tag based measurements are not enabled for this account."]}`, true, halt, 0, `api = "legacy"`},
+		{"403 HTML page saying not enabled is no account answer", 403, nil,
+			`<html><body>Access not enabled for your network</body></html>`, true, halt, 0, "record access"},
+		{"403 other JSON saying not enabled", 403, nil, `{"message":"Feature not enabled"}`, true, halt, 0, "record access"},
 		{"401", 401, nil, `{"errors":{"request":["Credentials are required to access this resource."]}}`, false, halt, 0, "api_user"},
-		{"404", 404, nil, "", false, halt, 0, "check api_url"},
+		{"404", 404, nil, "", false, halt, 0, "check the path of api_url"},
+		{"405", 405, nil, "", false, halt, 0, "check api_url"},
 		{"415", 415, nil, "", false, halt, 0, "content_encoding"},
 		{"500", 500, nil, htmlPage, false, transient, 0, ""},
 		{"503 with date", 503, http.Header{"Retry-After": {now.Add(90 * time.Second).Format(http.TimeFormat)}}, "", false, transient, 90 * time.Second, ""},
@@ -70,34 +83,11 @@ func TestClassify(t *testing.T) {
 			if tc.errHas != "" {
 				require.ErrorContains(t, o.err, tc.errHas)
 			}
+			require.Equal(t, strings.Contains(tc.name, "tags not enabled"), errors.Is(o.err, ErrTagsNotEnabled), "only Librato's JSON says not enabled")
 			if o.kind == halt && tc.status >= 300 && tc.status < 400 {
 				require.NotContains(t, o.err.Error(), "pw")
 				require.NotContains(t, o.err.Error(), "user")
 			}
-		})
-	}
-}
-
-func TestProven(t *testing.T) {
-	libratoRejection := classify(400, nil, []byte(`{"errors":{"params":{"value":["is not a number"]}}}`), false, time.Time{})
-	proxyRejection := classify(400, nil, []byte(`<html>Bad Request</html>`), false, time.Time{})
-	tooLargeAnswer := classify(413, nil, nil, false, time.Time{})
-	cases := []struct {
-		name            string
-		o               outcome
-		measurements    int
-		endpointAccepts bool
-		want            bool
-	}{
-		{"Librato rejects one measurement at an endpoint that accepts others", libratoRejection, 1, true, true},
-		{"several measurements: not yet isolated", libratoRejection, 2, true, false},
-		{"endpoint never accepted anything", libratoRejection, 1, false, false},
-		{"a proxy's 400", proxyRejection, 1, true, false},
-		{"413 of one measurement", tooLargeAnswer, 1, true, false},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			require.Equal(t, tc.want, proven(tc.o, tc.measurements, tc.endpointAccepts))
 		})
 	}
 }
@@ -161,10 +151,48 @@ func TestSecretForms(t *testing.T) {
 
 func TestRedactEveryForm(t *testing.T) {
 	basic := base64.StdEncoding.EncodeToString([]byte(testUser + ":" + testToken))
-	a := flushAuth{secrets: secretForms(testUser, testToken, basic)}
+	a := Credentials{secrets: secretForms(testUser, testToken, basic)}
 	echo := `{"errors":{"request":["Authorization: Basic ` + basic + ` for ops%40example.com"]}}`
-	got := string(a.redact([]byte(echo)))
+	got := string(a.Redact([]byte(echo)))
 	require.NotContains(t, got, basic[:12])
 	require.NotContains(t, got, "ops%40example.com")
 	require.Contains(t, got, "Basic [redacted] for [redacted]")
+}
+
+const (
+	testUser  = "ops@example.com"
+	testToken = "s3cr3t-t0ken-9f8e7d"
+)
+
+// TestAdvice: one table for the hints of delivery errors and -check.
+func TestAdvice(t *testing.T) {
+	cases := []struct {
+		status int
+		body   string
+		want   string
+	}{
+		{200, "", ""},
+		{503, "", ""},
+		{400, `{"errors":{"params":{"value":["bad"]}}}`, ""},
+		{301, "", "check api_url"},
+		{401, "", "check api_user (the account email) and api_token"},
+		{403, `{"errors":["Tag based measurements are not enabled for this account."]}`, `set api = "legacy" or "auto"`},
+		{403, `<html>Feature not enabled</html>`, "record access"},
+		{403, `{"errors":{"request":["Please use secured connection through https!"]}}`, "set api_url to https://"},
+		{403, `{"error":"You have hit the API limit for measurements"}`, "try again later"},
+		{429, "", "try again later"},
+		{404, "", "check the path of api_url"},
+		{415, "", "content_encoding"},
+		{405, "", "check api_url"},
+	}
+	for _, tc := range cases {
+		t.Run(strconv.Itoa(tc.status)+" "+tc.body, func(t *testing.T) {
+			got := Advice(tc.status, []byte(tc.body))
+			if tc.want == "" {
+				require.Empty(t, got)
+				return
+			}
+			require.Contains(t, got, tc.want)
+		})
+	}
 }

@@ -1,0 +1,388 @@
+package delivery
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	// maxBodyBytes keeps requests well under Librato's recommended 1 MB
+	// (the hard limit is quoted as 3 MB) and under the 1 MiB body limit that
+	// proxies such as nginx apply by default.
+	maxBodyBytes = 512 << 10
+
+	// The extra requests one flush may spend splitting requests answered
+	// 413 and singling out the measurements of requests Librato rejected:
+	// a few per batch, shared by all batches. An extra request that is
+	// accepted gives its share back, so the budget bounds the requests
+	// that make no progress (an endpoint refusing everything) while poison
+	// points among good ones are still singled out. What a spent budget
+	// leaves unsettled stays buffered, and the next flush goes on from there.
+	ExtraRequests         = 32
+	ExtraRequestsPerBatch = 6
+
+	// minRequestWindow: after retry_budget, a request starts only with at
+	// least this much (or half of timeout, if shorter) left before the
+	// Write's deadline.
+	minRequestWindow = time.Second
+)
+
+var (
+	// ErrDeadline: Deliver's error wraps it when the Write's time ran out
+	// before everything was settled.
+	ErrDeadline    = errors.New("this flush's time (timeout + retry_budget) is spent")
+	errSplitBudget = errors.New("this flush's budget of extra requests for splitting and isolation is spent")
+)
+
+// flush is the state of one Write's delivery.
+type flush struct {
+	s    *Sender
+	ep   Endpoint
+	auth Credentials
+	// stop ends waits and keeps new requests from starting once the flush
+	// has failed. Requests already sent are not cancelled: Librato may have
+	// stored them, and only their answer tells.
+	stop   context.Context
+	cancel context.CancelCauseFunc
+	// requests carries the Write's deadline to every request and body read.
+	requests    context.Context
+	endRequests context.CancelFunc
+	sendBy      time.Time // retries and pauses end here (start + retry_budget)
+	deadline    time.Time // everything ends here (sendBy + timeout)
+	startBy     time.Time // no request starts later (see newFlush)
+	settled     []bool    // per point: accepted, or dropped on proof
+	budget      atomic.Int64
+	accepted    atomic.Bool // some request of this flush was accepted
+	// seq is the flush's logical clock (see evidence.go); evidence is
+	// what it recorded of acceptances and single rejections.
+	seq           atomic.Uint64
+	evidence      evidence
+	rejections    rejectionLog
+	mu            sync.Mutex
+	err           error // the first failure
+	otherFailures int
+}
+
+// Deliver sends ms to ep and returns, per measurement, whether it is
+// settled: accepted by Librato, or dropped on proof that Librato refuses it.
+// The error is nil when every measurement is settled. Deliver may reorder ms
+// in place; Result.Settled[i] is about ms[i] as Deliver leaves it. start is
+// when the caller's Write began: its deadline (start + retry_budget +
+// timeout) holds for everything Deliver sends. Deliver is not safe for
+// concurrent use: the caller serialises it with Connect and Close.
+func (s *Sender) Deliver(ms []Measurement, ep Endpoint, start time.Time) (Result, error) {
+	if s.client == nil {
+		return Result{}, errors.New("not connected: Connect was not called")
+	}
+	if len(ms) == 0 {
+		return Result{}, nil
+	}
+	f, err := s.newFlush(len(ms), ep, start)
+	if err != nil {
+		return Result{Settled: make([]bool, len(ms))}, err
+	}
+	defer f.end()
+
+	batches := s.batches(ms)
+	f.evidence.accepted = make([]span, 0, len(batches)) // one per batch, usually
+	f.budget.Store(int64(ExtraRequests + ExtraRequestsPerBatch*len(batches)))
+	f.each(len(batches), func(i int) error {
+		lo, hi := batches[i][0], batches[i][1]
+		return f.send(ms[lo:hi], f.settled[lo:hi], false)
+	})
+	f.judge()
+	f.rejections.report(s.log)
+
+	res := Result{Settled: f.settled, Accepted: f.accepted.Load(), Proofs: f.evidence.proofs}
+	if f.err == nil {
+		return res, nil
+	}
+	done := 0
+	for _, ok := range f.settled {
+		if ok {
+			done++
+		}
+	}
+	err = f.err
+	if f.otherFailures > 0 {
+		err = fmt.Errorf("%w (and %d other failed request(s))", err, f.otherFailures)
+	}
+	return res, fmt.Errorf("%d of %d measurements settled, the rest stay buffered for the next flush: %w",
+		done, len(ms), err)
+}
+
+func (s *Sender) newFlush(n int, ep Endpoint, start time.Time) (*flush, error) {
+	auth, err := s.Credentials()
+	if err != nil {
+		return nil, err
+	}
+	f := &flush{
+		s:        s,
+		ep:       ep,
+		auth:     auth,
+		sendBy:   start.Add(s.cfg.RetryBudget),
+		deadline: start.Add(s.cfg.RetryBudget + s.cfg.Timeout),
+		settled:  make([]bool, n),
+	}
+	// Within retry_budget a request always starts (it still ends by the
+	// deadline); after it, only with a fair share of timeout left.
+	f.startBy = f.deadline.Add(-min(minRequestWindow, s.cfg.Timeout/2))
+	if f.startBy.Before(f.sendBy) {
+		f.startBy = f.sendBy
+	}
+	f.stop, f.cancel = context.WithCancelCause(context.Background())
+	f.requests, f.endRequests = s.clock.WithDeadline(context.Background(), f.deadline)
+	return f, nil
+}
+
+func (f *flush) end() {
+	f.cancel(nil)
+	f.endRequests()
+	f.auth.Forget()
+}
+
+// batches cuts pts into ranges of at most measurements_per_request points
+// and about maxBodyBytes.
+func (s *Sender) batches(pts []Measurement) [][2]int {
+	var out [][2]int
+	start, size := 0, 0
+	for i := range pts {
+		n := encodedSize(&pts[i])
+		if i > start && (i-start == s.cfg.MeasurementsPerRequest || size+n > maxBodyBytes) {
+			out = append(out, [2]int{start, i})
+			start, size = i, 0
+		}
+		size += n
+	}
+	return append(out, [2]int{start, len(pts)})
+}
+
+// each runs job(0..n-1) with up to concurrent_writes at a time. A job's
+// error fails the flush, and no new job starts after that.
+func (f *flush) each(n int, job func(i int) error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(f.s.cfg.Concurrency, n) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || f.stop.Err() != nil {
+					return
+				}
+				if err := job(i); err != nil {
+					f.fail(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// fail records err and stops the flush: whatever made this request give up
+// (a wrong setting, a proxy, an outage past the retry budget) would make the
+// others fail the same way.
+func (f *flush) fail(err error) {
+	f.note(err)
+	f.cancel(err)
+}
+
+// leave records err for measurements that stay unsettled while the rest of
+// the flush goes on.
+func (f *flush) leave(err error) {
+	f.note(err)
+}
+
+func (f *flush) note(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err == nil {
+		f.err = err
+	} else if !errors.Is(err, context.Cause(f.stop)) {
+		f.otherFailures++
+	}
+}
+
+// mayStart reports why no new request may start, or nil.
+func (f *flush) mayStart() error {
+	if f.stop.Err() != nil {
+		return context.Cause(f.stop)
+	}
+	if f.s.clock.Now().After(f.startBy) {
+		return ErrDeadline
+	}
+	return nil
+}
+
+// send delivers pts, retrying transient failures within the retry budget,
+// splitting what is too large and isolating what Librato rejects. An error
+// means the flush must stop; measurements left unsettled for other reasons
+// are recorded with leave. extra marks a request paid from the split budget.
+func (f *flush) send(pts []Measurement, settled []bool, extra bool) error {
+	body, err := f.s.encode(pts, f.ep.Tagged)
+	if err != nil {
+		return err
+	}
+	defer body.release()
+	o, err := f.exchange(body, len(pts))
+	if err != nil {
+		return err
+	}
+	if o.kind == delivered {
+		f.delivered(pts, settled, o, extra)
+		return nil
+	}
+	return f.answered(pts, settled, o)
+}
+
+// exchange posts body until an answer is not transient, within the retry
+// budget, and records an acceptance as evidence. An error means the flush
+// must stop.
+func (f *flush) exchange(body *payload, n int) (outcome, error) {
+	for attempt := 0; ; attempt++ {
+		if err := f.mayStart(); err != nil {
+			return outcome{}, err
+		}
+		t, err := f.s.admission.admit(f.stop, f.sendBy, f.startBy)
+		if err != nil {
+			return outcome{}, err
+		}
+		o := f.s.post(f.requests, &f.auth, f.ep, body, n, &f.seq)
+		f.s.admission.done(t)
+		switch o.kind {
+		case transient:
+			if err := f.backoff(attempt, o); err != nil {
+				return outcome{}, err
+			}
+			continue
+		case delivered:
+			f.accepted.Store(true)
+			f.evidence.accept(o)
+		}
+		return o, nil
+	}
+}
+
+// delivered settles pts, which Librato accepted.
+func (f *flush) delivered(pts []Measurement, settled []bool, o outcome, extra bool) {
+	if extra {
+		f.budget.Add(1) // progress: give the request back
+	}
+	f.s.stats.Written.Incr(int64(len(pts)))
+	f.s.stats.APIFailed.Incr(int64(o.apiFailed))
+	f.rejections.acceptedWithFailures(o)
+	for i := range settled {
+		settled[i] = true
+	}
+}
+
+// answered acts on an answer that did not deliver pts.
+func (f *flush) answered(pts []Measurement, settled []bool, o outcome) error {
+	switch o.kind {
+	case tooLarge:
+		if len(pts) == 1 {
+			// Far below any body limit of Librato's: whatever answered
+			// 413 is not judging this measurement.
+			f.leave(o.err)
+			return nil
+		}
+		return f.split(pts, settled, o)
+	case rejected:
+		return f.isolate(pts, settled, o)
+	}
+	return o.err
+}
+
+// backoff waits before the next attempt, jittered and exponential, and gives
+// up when that would end past the retry budget. A pause the API asked for is
+// the gate's to enforce.
+func (f *flush) backoff(attempt int, o outcome) error {
+	var wait time.Duration
+	if o.retryAfter <= 0 {
+		wait = backoffDelay(attempt, randomJitter())
+	}
+	if f.s.clock.Now().Add(wait).After(f.sendBy) {
+		return fmt.Errorf("giving up after %d attempt(s) within retry_budget: %w", attempt+1, o.err)
+	}
+	f.s.stats.Retries.Incr(1)
+	return f.s.clock.Sleep(f.stop, wait)
+}
+
+// spend takes n requests from the flush's split budget.
+func (f *flush) spend(n int64) bool {
+	if f.budget.Add(-n) >= 0 {
+		return true
+	}
+	f.budget.Add(n)
+	return false
+}
+
+// split halves a request answered 413.
+func (f *flush) split(pts []Measurement, settled []bool, o outcome) error {
+	if !f.spend(2) {
+		f.leave(fmt.Errorf("%w: %d measurements not sent: %w", errSplitBudget, len(pts), o.err))
+		return nil
+	}
+	k := len(pts) / 2
+	return f.sendParts(pts[:k], settled[:k], pts[k:], settled[k:])
+}
+
+// isolate finds the measurements of a rejected request: the ones the error
+// names go alone, the rest are halved after ordering by time (rejections
+// for age affect a prefix). A measurement Librato rejects alone is a
+// suspect, which the end of the flush judges by the evidence rule
+// (evidence.go). Past the split budget the rest stays unsettled for the
+// next flush, which goes on from there.
+func (f *flush) isolate(pts []Measurement, settled []bool, o outcome) error {
+	if len(pts) == 1 {
+		f.evidence.suspect(&pts[0], &settled[0], o)
+		return nil
+	}
+	if !f.spend(2) {
+		f.leave(fmt.Errorf("%w: %d measurements of a rejected request not yet singled out: %w", errSplitBudget, len(pts), o.err))
+		return nil
+	}
+	if k := partitionSuspects(pts, o); k > 0 && k < len(pts) {
+		// The suspects first: an acceptance of the others, sent after
+		// their rejections, is the evidence a proof needs.
+		return f.sendParts(pts[:k], settled[:k], pts[k:], settled[k:])
+	}
+	slices.SortStableFunc(pts, func(a, b Measurement) int { return cmp.Compare(a.Time, b.Time) })
+	k := len(pts) / 2
+	return f.sendParts(pts[:k], settled[:k], pts[k:], settled[k:])
+}
+
+func (f *flush) sendParts(a []Measurement, aSettled []bool, b []Measurement, bSettled []bool) error {
+	if err := f.send(a, aSettled, true); err != nil {
+		return err
+	}
+	return f.send(b, bSettled, true)
+}
+
+// partitionSuspects moves the points whose name or source the error blames
+// to the front and returns how many there are.
+func partitionSuspects(pts []Measurement, o outcome) int {
+	if len(o.names) == 0 && len(o.sources) == 0 {
+		return 0
+	}
+	k := 0
+	for i := range pts {
+		if slices.Contains(o.names, pts[i].Name) || slices.Contains(o.sources, pts[i].Series.Source) {
+			pts[k], pts[i] = pts[i], pts[k]
+			k++
+		}
+	}
+	return k
+}
+
+func (f *flush) drop(p *Measurement, settled *bool, o outcome) {
+	*settled = true
+	f.s.stats.Rejected.Incr(1)
+	f.rejections.add(p, o.reason)
+}
