@@ -1,0 +1,101 @@
+package redact
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+)
+
+const (
+	user  = "me+ops@example.com"
+	token = "t0k/en=9f8e7d"
+)
+
+func TestRedact(t *testing.T) {
+	basic := base64.StdEncoding.EncodeToString([]byte(user + ":" + token))
+	tests := []struct {
+		name, in, want string
+	}{
+		{"plain text unchanged", "librato answered 500: oops", "librato answered 500: oops"},
+		{"URL without secrets unchanged", "POST https://metrics-api.librato.com/v1/metrics: 5 measurements",
+			"POST https://metrics-api.librato.com/v1/metrics: 5 measurements"},
+		{"userinfo", "https://someone:hunter2@sso.example/login", "https://sso.example/login"},
+		{"SSO location", "https://sso.example/login?token=SECRET&user=me@x&next=",
+			"https://sso.example/login?token=[redacted]&user=[redacted]&next="},
+		{"bare query item", "https://h/p?SECRET", "https://h/p?[redacted]"},
+		{"fragment", "https://h/cb#access_token=SECRET&state=1", "https://h/cb#access_token=[redacted]&state=[redacted]"},
+		{"relative location", "/login?token=SECRET", "/login?token=[redacted]"},
+		{"in a sentence, quoted", `a redirect to "https://a:b@h/x?k=v", which is not followed`,
+			`a redirect to "https://h/x?k=[redacted]", which is not followed`},
+		{"sentence punctuation stays", "go to https://h/x?k=v).", "go to https://h/x?k=[redacted])."},
+		{"JSON-escaped URL", `{"url":"https:\/\/a:b@h\/x?k=v"}`, `{"url":"https:\/\/h\/x?k=[redacted]"}`},
+		{"two URLs", "from http://h/a?x=1 to https://u:p@g/b", "from http://h/a?x=[redacted] to https://g/b"},
+		{"typo, no slashes", "https:someone:hunter2@host/v1", "https:host/v1"},
+		{"typo, one slash", "https:/someone:hunter2@host", "https:/host"},
+		{"typo, no colon", "https//someone:hunter2@host", "host"},
+		{"typo, three slashes", "https:///someone:hunter2@host", "https:///host"},
+		{"typo, no scheme", "someone:hunter2@host/v1", "host/v1"},
+		{"configured user", "bad credentials " + user, "bad credentials " + Mask},
+		{"configured token", "token " + token + " refused", "token " + Mask + " refused"},
+		{"Basic value", "Authorization: Basic " + basic, "Authorization: Basic " + Mask},
+		{"Basic value unpadded", "Basic " + strings.TrimRight(basic, "="), "Basic " + Mask},
+		{"URL-escaped user", "user=me%2Bops%40example.com in text", "user=" + Mask + " in text"},
+		{"JSON-escaped token", `{"t":"t0k\/en=9f8e7d"}`, `{"t":"` + Mask + `"}`},
+	}
+	s := New([]byte(user), []byte(token))
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := s.Redact(tc.in); got != tc.want {
+				t.Errorf("Redact(%q)\n got %q\nwant %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestRedactNeverShowsSecrets: whatever surrounds them, no form of the
+// credentials survives.
+func TestRedactNeverShowsSecrets(t *testing.T) {
+	s := New([]byte(user), []byte(token))
+	basic := base64.StdEncoding.EncodeToString([]byte(user + ":" + token))
+	for _, in := range []string{
+		"https://" + user + ":" + token + "@h/x",
+		"Location: https://sso.example/login?token=" + token + "&user=" + user,
+		basic, strings.TrimRight(basic, "="),
+		base64.URLEncoding.EncodeToString([]byte(user + ":" + token)),
+		`"` + strings.ReplaceAll(token, "/", `\/`) + `"`,
+	} {
+		got := s.Redact(in)
+		for _, secret := range []string{user, token, basic, strings.TrimRight(basic, "=")} {
+			if strings.Contains(got, secret) {
+				t.Errorf("Redact(%q) = %q still holds %q", in, got, secret)
+			}
+		}
+	}
+}
+
+func TestNilAndForgottenSecretsCleanURLs(t *testing.T) {
+	var s *Secrets
+	if got := s.Redact("https://u:p@h/?a=b"); got != "https://h/?a=[redacted]" {
+		t.Errorf("nil Secrets: %q", got)
+	}
+	f := New([]byte(user), []byte(token))
+	f.Forget()
+	if got := f.Redact(token); got != token {
+		t.Errorf("forgotten Secrets still redact: %q", got)
+	}
+	if got := URL("https://u:p@h/"); got != "https://h/" {
+		t.Errorf("URL: %q", got)
+	}
+}
+
+func FuzzRedact(f *testing.F) {
+	f.Add("https://u:p@h/x?token=" + token)
+	f.Add(`{"u":"https:\/\/h?x=1"}`)
+	s := New([]byte(user), []byte(token))
+	f.Fuzz(func(t *testing.T, in string) {
+		got := s.Redact(in)
+		if strings.Contains(got, token) {
+			t.Errorf("Redact(%q) = %q holds the token", in, got)
+		}
+	})
+}
