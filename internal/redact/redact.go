@@ -8,10 +8,11 @@
 //     query or fragment value is replaced by [Mask], keys kept, so a reader
 //     sees which parameters were there (an SSO page may put a token in any
 //     of them);
-//   - a URL is a "scheme://" (also JSON's "scheme:\/\/") run of text up to
-//     whitespace, a quote or an angle bracket; text that is one such run
-//     with no whitespace is read as a URL even without a scheme (a relative
-//     Location, a mistyped api_url);
+//   - a URL is a run of text between whitespace, quotes or angle brackets
+//     that holds "scheme://" (also JSON's "scheme:\/\/"), or starts with '/'
+//     and has a query (an echoed request line); text without whitespace is
+//     read as one URL even without a scheme (a relative Location, a
+//     mistyped api_url);
 //   - then every form of the configured credentials is replaced by [Mask]:
 //     as they are, the Basic header's base64 (with and without padding,
 //     standard and URL alphabet), JSON-, Go- and URL-escaped;
@@ -127,7 +128,9 @@ func (s *Secrets) Redact(text string) string {
 func URL(text string) string { return (*Secrets)(nil).Redact(text) }
 
 // cleanURLs strips userinfo and masks query and fragment values of every URL
-// in text.
+// in text: whitespace-, quote- or bracket-delimited runs holding "://"
+// (from the scheme on), and runs that start with '/' and hold a query (a
+// request line or relative Location echoed by a proxy).
 func cleanURLs(text string) string {
 	if text == "" {
 		return text
@@ -136,25 +139,45 @@ func cleanURLs(text string) string {
 		return cleanURL(text) // a relative or mistyped URL
 	}
 	var b strings.Builder
-	rest := text
-	for {
-		at := schemeSep(rest)
-		if at < 0 {
-			break
+	changed := false
+	for i := 0; i < len(text); {
+		if isDelimiter(text, i) {
+			b.WriteByte(text[i])
+			i++
+			continue
 		}
-		start := at
-		for start > 0 && isSchemeByte(rest[start-1]) {
-			start--
+		end := i
+		for end < len(text) && !isDelimiter(text, end) {
+			end++
 		}
-		end := tokenEnd(rest, at)
-		b.WriteString(rest[:start])
-		b.WriteString(cleanURL(rest[start:end]))
-		rest = rest[end:]
+		run := text[i:end]
+		start := -1
+		if at := schemeSep(run); at >= 0 {
+			start = at
+			for start > 0 && isSchemeByte(run[start-1]) {
+				start--
+			}
+		} else if run[0] == '/' && strings.ContainsAny(run, "?#") {
+			start = 0
+		}
+		if start < 0 {
+			b.WriteString(run)
+		} else {
+			// Punctuation ending the sentence around the URL stays.
+			stop := len(run)
+			for stop > start && strings.IndexByte(".,;:)]}", run[stop-1]) >= 0 {
+				stop--
+			}
+			b.WriteString(run[:start])
+			b.WriteString(cleanURL(run[start:stop]))
+			b.WriteString(run[stop:])
+			changed = true
+		}
+		i = end
 	}
-	if b.Len() == 0 {
+	if !changed {
 		return text
 	}
-	b.WriteString(rest)
 	return b.String()
 }
 
@@ -170,23 +193,17 @@ func schemeSep(s string) int {
 	return min(a, j)
 }
 
-// tokenEnd is where the URL starting before from ends: at whitespace, a
-// quote (also JSON's \"), an angle bracket or a backquote. Trailing
-// punctuation of the sentence around it stays outside.
-func tokenEnd(s string, from int) int {
-	end := len(s)
-	for i := from; i < len(s); i++ {
-		c := s[i]
-		if isSpace(rune(c)) || c == '"' || c == '\'' || c == '<' || c == '>' || c == '`' ||
-			c == '\\' && i+1 < len(s) && s[i+1] == '"' {
-			end = i
-			break
-		}
+// isDelimiter: a URL does not go on over text[i]: whitespace, a quote
+// (also JSON's \"), an angle bracket or a backquote.
+func isDelimiter(text string, i int) bool {
+	switch c := text[i]; c {
+	case '"', '\'', '<', '>', '`':
+		return true
+	case '\\':
+		return i+1 < len(text) && text[i+1] == '"'
+	default:
+		return isSpace(rune(c))
 	}
-	for end > from && strings.IndexByte(".,;:)]}", s[end-1]) >= 0 {
-		end--
-	}
-	return end
 }
 
 // cleanURL strips everything up to the last '@' before the query (userinfo,

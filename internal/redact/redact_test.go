@@ -29,6 +29,8 @@ func TestRedact(t *testing.T) {
 			`a redirect to "https://h/x?k=[redacted]", which is not followed`},
 		{"sentence punctuation stays", "go to https://h/x?k=v).", "go to https://h/x?k=[redacted])."},
 		{"JSON-escaped URL", `{"url":"https:\/\/a:b@h\/x?k=v"}`, `{"url":"https:\/\/h\/x?k=[redacted]"}`},
+		{"echoed request line", "<p>POST /v1/metrics?key=SECRET HTTP/1.1</p>", "<p>POST /v1/metrics?key=[redacted] HTTP/1.1</p>"},
+		{"path without query unchanged", "GET /v1/metrics failed", "GET /v1/metrics failed"},
 		{"two URLs", "from http://h/a?x=1 to https://u:p@g/b", "from http://h/a?x=[redacted] to https://g/b"},
 		{"typo, no slashes", "https:someone:hunter2@host/v1", "https:host/v1"},
 		{"typo, one slash", "https:/someone:hunter2@host", "https:/host"},
