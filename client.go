@@ -1,19 +1,15 @@
 package librato
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
 	"runtime/debug"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +18,8 @@ import (
 	"github.com/influxdata/telegraf/config"
 	"github.com/influxdata/telegraf/plugins/common/proxy"
 	"github.com/influxdata/telegraf/plugins/common/tls"
+
+	"github.com/seed-d22a899f/librato/internal/redact"
 )
 
 const (
@@ -154,58 +152,26 @@ func (s *sender) credentials() (flushAuth, error) {
 	creds = append(append(append(creds, user.Bytes()...), ':'), token.Bytes()...)
 	basic := base64.StdEncoding.EncodeToString(creds)
 	clear(creds)
-	r := flushAuth{auth: []string{"Basic " + basic}}
-	r.secrets = secretForms(user.TemporaryString(), token.TemporaryString(), basic)
+	r := flushAuth{auth: []string{"Basic " + basic}, secrets: redact.New(user.Bytes(), token.Bytes())}
 	return r, nil
-}
-
-// secretForms lists every way a proxy or API might echo the credentials:
-// as they are, as the Basic header's base64, JSON-escaped and URL-escaped.
-// Strings shorter than 3 bytes are left out: they would redact ordinary text.
-func secretForms(user, token, basic string) [][]byte {
-	var forms [][]byte
-	add := func(s string) {
-		if len(s) >= 3 && !slices.ContainsFunc(forms, func(f []byte) bool { return string(f) == s }) {
-			forms = append(forms, []byte(s))
-		}
-	}
-	add(basic)
-	add(strings.TrimRight(basic, "="))
-	for _, secret := range []string{user, token} {
-		add(secret)
-		if quoted, err := json.Marshal(secret); err == nil { // a string always marshals
-			add(string(quoted[1 : len(quoted)-1]))
-			add(strings.ReplaceAll(string(quoted[1:len(quoted)-1]), "/", `\/`))
-		}
-		add(strconv.QuoteToASCII(secret)[1 : len(strconv.QuoteToASCII(secret))-1])
-		add(url.QueryEscape(secret))
-		add(url.PathEscape(secret))
-	}
-	// Longest first, so a form is not half-replaced by a shorter one.
-	slices.SortFunc(forms, func(a, b []byte) int { return len(b) - len(a) })
-	return forms
 }
 
 // flushAuth is one flush's credentials: the Authorization header, and the
 // secrets to redact from response text. It lives only as long as the flush.
 type flushAuth struct {
 	auth    []string
-	secrets [][]byte
+	secrets *redact.Secrets
 }
 
-// redact removes the credentials from text that came from the network: an
-// API or proxy echoing them must not put them in our logs.
+// redact passes text that came from the network through the one redaction
+// function: an API or proxy echoing the credentials, or an SSO page's token
+// in a URL, must not put them in our logs.
 func (r *flushAuth) redact(text []byte) []byte {
-	for _, secret := range r.secrets {
-		text = bytes.ReplaceAll(text, secret, []byte("[redacted]"))
-	}
-	return text
+	return []byte(r.secrets.Redact(string(text)))
 }
 
 func (r *flushAuth) forget() {
-	for _, secret := range r.secrets {
-		clear(secret)
-	}
+	r.secrets.Forget()
 }
 
 // post sends one body to ep and classifies the answer. ctx carries the
@@ -223,16 +189,20 @@ func (s *sender) post(ctx context.Context, r *flushAuth, ep endpoint, body *payl
 	elapsed := time.Since(start)
 	s.stats.requestTime.Incr(elapsed.Nanoseconds())
 	if err != nil {
+		// The error's text repeats the URL, whose query may hold a key.
+		if ue := (*url.Error)(nil); errors.As(err, &ue) {
+			err = fmt.Errorf("%s %s: %w", ue.Op, r.secrets.Redact(ue.URL), ue.Err)
+		}
 		if s.cfg.debug {
-			s.log.Infof("POST %s: %d measurements, %d bytes: failed after %s: %v", ep.url, n, len(body.wire), elapsed, err)
+			s.log.Info(r.secrets.Redact(fmt.Sprintf("POST %s: %d measurements, %d bytes: failed after %s: %v", ep.url, n, len(body.wire), elapsed, err)))
 		}
 		return outcome{kind: transient, err: fmt.Errorf("sending to librato: %w", err)}
 	}
 	defer resp.Body.Close()
 	text, readErr := s.readResponse(r, resp, ep.tagged)
 	if s.cfg.debug {
-		s.log.Infof("POST %s: %d measurements, %d bytes: %s -> %d in %s: %s",
-			ep.url, n, len(body.wire), excerpt(body.json), resp.StatusCode, elapsed, excerpt(text))
+		s.log.Info(r.secrets.Redact(fmt.Sprintf("POST %s: %d measurements, %d bytes: %s -> %d in %s: %s",
+			ep.url, n, len(body.wire), excerpt(body.json), resp.StatusCode, elapsed, excerpt(text))))
 	}
 	now := s.clock.Now()
 	if loc := resp.Header.Get("Location"); loc != "" {

@@ -51,14 +51,18 @@ type Secrets struct {
 // built from both. The caller keeps ownership of user and token.
 func New(user, token []byte) *Secrets {
 	s := &Secrets{}
-	creds := make([]byte, 0, len(user)+1+len(token))
-	creds = append(append(append(creds, user...), ':'), token...)
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
-		basic := enc.EncodeToString(creds)
-		s.add(basic)
-		s.add(strings.TrimRight(basic, "="))
+	// The Basic value of credentials too short to look for would be short
+	// too, and as likely to appear in ordinary text.
+	if len(user) >= minSecretLen || len(token) >= minSecretLen {
+		creds := make([]byte, 0, len(user)+1+len(token))
+		creds = append(append(append(creds, user...), ':'), token...)
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+			basic := enc.EncodeToString(creds)
+			s.add(basic)
+			s.add(strings.TrimRight(basic, "="))
+		}
+		clear(creds)
 	}
-	clear(creds)
 	for _, secret := range [][]byte{user, token} {
 		s.addForms(string(secret))
 	}
@@ -81,7 +85,7 @@ func (s *Secrets) addForms(secret string) {
 	s.add(strings.Trim(strconv.QuoteToASCII(secret), `"`))
 	s.add(url.QueryEscape(secret))
 	s.add(url.PathEscape(secret))
-	s.add(url.UserPassword(secret, "").String()) // userinfo escaping
+	s.add(url.User(secret).String()) // userinfo escaping
 }
 
 func (s *Secrets) add(form string) {

@@ -54,6 +54,35 @@ func TestRedact(t *testing.T) {
 	}
 }
 
+// TestEveryForm: the forms the credentials may be echoed in, from a token
+// holding characters every escaping treats differently.
+func TestEveryForm(t *testing.T) {
+	const user, token = "ops+x@example.com", `to/k<en>"q`
+	basic := base64.StdEncoding.EncodeToString([]byte(user + ":" + token))
+	s := New([]byte(user), []byte(token))
+	for _, form := range []string{
+		user, token,
+		basic, strings.TrimRight(basic, "="), // the Basic header, with and without padding
+		`to/k\u003cen\u003e\"q`,  // encoding/json
+		`to\/k\u003cen\u003e\"q`, // escaped slash, as PHP and others write it
+		`to/k<en>\"q`,            // plain JSON escaping
+		"ops%2Bx%40example.com",  // query escaping
+		"to%2Fk%3Cen%3E%22q",     // query escaping of the token
+	} {
+		if got := s.Redact("at " + form + "."); got != "at "+Mask+"." {
+			t.Errorf("Redact(%q) = %q", form, got)
+		}
+	}
+	for i := 1; i < len(s.forms); i++ {
+		if len(s.forms[i-1]) < len(s.forms[i]) {
+			t.Errorf("forms not longest first: %q before %q", s.forms[i-1], s.forms[i])
+		}
+	}
+	if short := New([]byte("ab"), nil); len(short.forms) != 0 {
+		t.Errorf("strings too short to redact safely are looked for: %q", short.forms)
+	}
+}
+
 // TestRedactNeverShowsSecrets: whatever surrounds them, no form of the
 // credentials survives.
 func TestRedactNeverShowsSecrets(t *testing.T) {
