@@ -167,9 +167,10 @@ func cleanURLs(text string) string {
 		if start < 0 {
 			b.WriteString(run)
 		} else {
-			// Punctuation ending the sentence around the URL stays.
+			// Punctuation ending the sentence around the URL stays; the
+			// ']' of a Mask is the URL's (redacting twice changes nothing).
 			stop := len(run)
-			for stop > start && strings.IndexByte(".,;:)]}", run[stop-1]) >= 0 {
+			for stop > start && strings.IndexByte(".,;:)]}", run[stop-1]) >= 0 && !strings.HasSuffix(run[:stop], Mask) {
 				stop--
 			}
 			b.WriteString(run[:start])

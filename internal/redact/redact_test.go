@@ -47,8 +47,13 @@ func TestRedact(t *testing.T) {
 	s := New([]byte(user), []byte(token))
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := s.Redact(tc.in); got != tc.want {
+			got := s.Redact(tc.in)
+			if got != tc.want {
 				t.Errorf("Redact(%q)\n got %q\nwant %q", tc.in, got, tc.want)
+			}
+			// Callers may redact what was redacted already.
+			if again := s.Redact(got); again != got {
+				t.Errorf("Redact(%q) = %q, redacted again %q", tc.in, got, again)
 			}
 		})
 	}
@@ -127,6 +132,9 @@ func FuzzRedact(f *testing.F) {
 		got := s.Redact(in)
 		if strings.Contains(got, token) {
 			t.Errorf("Redact(%q) = %q holds the token", in, got)
+		}
+		if again := s.Redact(got); again != got {
+			t.Errorf("Redact is not idempotent: %q -> %q -> %q", in, got, again)
 		}
 	})
 }
