@@ -26,6 +26,11 @@ const (
 	// (5,000/s against the real API): several busy hosts' worth, while staying
 	// far below the request concurrency at which Librato starts rate limiting.
 	defaultConcurrentWrites = 10
+	// defaultMaxRetryAfter caps the pause an answer may ask for.
+	defaultMaxRetryAfter = time.Minute
+	// defaultNewSeriesPeriod is max_new_series_period when max_new_series
+	// is set without it.
+	defaultNewSeriesPeriod = time.Hour
 )
 
 func newLibrato() *Librato {
@@ -235,4 +240,19 @@ func (l *Librato) checkLimits() error {
 		return fmt.Errorf("invalid content_encoding %q: must be \"identity\" or \"gzip\"", l.ContentEncoding)
 	}
 	return nil
+}
+
+// checkSeriesGuard validates max_new_series and max_new_series_period and
+// returns the period to use. Init calls it when it builds the series guard.
+func checkSeriesGuard(limit int, period time.Duration) (time.Duration, error) {
+	if limit < 0 {
+		return 0, fmt.Errorf("max_new_series must not be negative, got %d", limit)
+	}
+	switch {
+	case period == 0:
+		return defaultNewSeriesPeriod, nil
+	case period < time.Second:
+		return 0, fmt.Errorf("max_new_series_period must be at least 1s, got %s", period)
+	}
+	return period, nil
 }

@@ -20,8 +20,6 @@ import (
 const (
 	backoffBase = 100 * time.Millisecond
 	backoffMax  = 2 * time.Second
-
-	defaultMaxRetryAfter = time.Minute
 )
 
 // clock is the time seam of the wait policy.
