@@ -1,6 +1,7 @@
 package librato
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/influxdata/telegraf/config"
@@ -97,4 +98,27 @@ func TestPlainHTTPWarningShowsNoCredentials(t *testing.T) {
 	require.Contains(t, text, "plain HTTP")
 	require.Contains(t, text, "http://proxy.example/v1/metrics?key=[redacted]")
 	require.NotContains(t, text, typoToken)
+}
+
+// TestInitErrorsNeverShowTheAccountEmail: whichever option Init refuses,
+// its error does not show the account email, even where the value quoted
+// holds it.
+func TestInitErrorsNeverShowTheAccountEmail(t *testing.T) {
+	for name, configure := range map[string]func(*Librato){
+		"default_source":          func(l *Librato) { l.DefaultSource = testUser + " x" },
+		"tags_include":            func(l *Librato) { l.TagsInclude = []string{"[" + testUser} },
+		"source_tag and template": func(l *Librato) { l.SourceTag, l.Template = testUser, "host" },
+		"api":                     func(l *Librato) { l.API = testUser },
+		"content_encoding":        func(l *Librato) { l.ContentEncoding = testUser },
+	} {
+		t.Run(name, func(t *testing.T) {
+			l := unstarted()
+			configure(l)
+			err := l.Init()
+			require.Error(t, err)
+			t.Log(err)
+			requireNoCredentials(t, err.Error())
+			require.Contains(t, err.Error(), name[:strings.IndexAny(name+" ", " ")])
+		})
+	}
 }

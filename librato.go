@@ -100,12 +100,12 @@ func (l *Librato) Init() error {
 	for _, tagged := range []bool{false, true} {
 		if l.API == apiAuto || tagged == (l.API == apiTagged) {
 			if l.conv[index(tagged)], err = newConverter(l.converterConfig(tagged), l.stats, l.Log); err != nil {
-				return err
+				return l.redactError(err)
 			}
 		}
 	}
 	if err := l.initScreens(); err != nil {
-		return err
+		return l.redactError(err)
 	}
 	l.apis = apiChoice{mode: l.API, logLearned: l.logLearnedAPI}
 	l.sender = newSender(l.senderConfig(eps), l.stats, l.Log)
