@@ -10,9 +10,9 @@
 //     of them);
 //   - a URL is a run of text between whitespace, quotes or angle brackets
 //     that holds "scheme://" (also JSON's "scheme:\/\/"), or starts with '/'
-//     and has a query (an echoed request line); text without whitespace is
-//     read as one URL even without a scheme (a relative Location, a
-//     mistyped api_url);
+//     and has a query (an echoed request line); text without whitespace,
+//     quotes or angle brackets is read as one URL even without a scheme (a
+//     relative Location, a mistyped api_url);
 //   - then every form of the configured credentials is replaced by [Mask]:
 //     as they are, the Basic header's base64 (with and without padding,
 //     standard and URL alphabet), JSON-, Go- and URL-escaped;
@@ -139,8 +139,11 @@ func cleanURLs(text string) string {
 	if text == "" {
 		return text
 	}
-	if !strings.ContainsFunc(text, isSpace) && schemeSep(text) < 0 {
-		return cleanURL(text) // a relative or mistyped URL
+	if !strings.ContainsFunc(text, isSpace) && !strings.ContainsAny(text, "\"'<>`") && schemeSep(text) < 0 {
+		// A relative or mistyped URL. Compact JSON (an answer's body) has
+		// quotes: it is scanned for URLs instead, so its structure stays
+		// intact for the classification that reads it.
+		return cleanURL(text)
 	}
 	var b strings.Builder
 	changed := false
@@ -205,7 +208,9 @@ func isDelimiter(text string, i int) bool {
 	case '"', '\'', '<', '>', '`':
 		return true
 	case '\\':
-		return i+1 < len(text) && text[i+1] == '"'
+		// JSON's \" (an escaped quote) ends a URL; \\" is an escaped
+		// backslash before a real quote, which ends it one byte later.
+		return i+1 < len(text) && text[i+1] == '"' && oddBackslashesEndingAt(text, i)
 	default:
 		return isSpace(rune(c))
 	}
@@ -308,4 +313,12 @@ func isSchemeByte(c byte) bool {
 
 func isSpace(r rune) bool {
 	return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\v' || r == '\f'
+}
+
+func oddBackslashesEndingAt(text string, i int) bool {
+	n := 0
+	for ; i >= 0 && text[i] == '\\'; i-- {
+		n++
+	}
+	return n%2 == 1
 }

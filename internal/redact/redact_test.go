@@ -2,6 +2,7 @@ package redact
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -31,6 +32,9 @@ func TestRedact(t *testing.T) {
 		{"JSON-escaped URL", `{"url":"https:\/\/a:b@h\/x?k=v"}`, `{"url":"https:\/\/h\/x?k=[redacted]"}`},
 		{"echoed request line", "<p>POST /v1/metrics?key=SECRET HTTP/1.1</p>", "<p>POST /v1/metrics?key=[redacted] HTTP/1.1</p>"},
 		{"path without query unchanged", "GET /v1/metrics failed", "GET /v1/metrics failed"},
+		{"compact JSON keeps its structure", `{"errors":{"params":{"source":["web@1?x=y"]}}}`,
+			`{"errors":{"params":{"source":["web@1?x=y"]}}}`},
+		{"URL in compact JSON", `{"errors":{"request":["https://u:p@h/x?k=v"]}}`, `{"errors":{"request":["https://h/x?k=[redacted]"]}}`},
 		{"two URLs", "from http://h/a?x=1 to https://u:p@g/b", "from http://h/a?x=[redacted] to https://g/b"},
 		{"typo, no slashes", "https:someone:hunter2@host/v1", "https:host/v1"},
 		{"typo, one slash", "https:/someone:hunter2@host", "https:/host"},
@@ -127,14 +131,17 @@ func TestNilAndForgottenSecretsCleanURLs(t *testing.T) {
 func FuzzRedact(f *testing.F) {
 	f.Add("https://u:p@h/x?token=" + token)
 	f.Add(`{"u":"https:\/\/h?x=1"}`)
+	f.Add(`{"errors":{"params":{"source":["web@1 https://u@h/x?k=a\\"]}}}`)
+	f.Add(`["/v1/metrics?k=\"v\"", "https://h#f=\u0026"]`)
 	s := New([]byte(user), []byte(token))
 	f.Fuzz(func(t *testing.T, in string) {
 		got := s.Redact(in)
 		if strings.Contains(got, token) {
 			t.Errorf("Redact(%q) = %q holds the token", in, got)
 		}
-		if again := s.Redact(got); again != got {
-			t.Errorf("Redact is not idempotent: %q -> %q -> %q", in, got, again)
+		// Answers' bodies are redacted before they are classified.
+		if json.Valid([]byte(in)) && !json.Valid([]byte(got)) {
+			t.Errorf("Redact broke JSON: %q -> %q", in, got)
 		}
 	})
 }
