@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seed-d22a899f/librato/internal/redact"
 	"github.com/stretchr/testify/require"
+
+	"github.com/seed-d22a899f/librato/internal/redact"
 )
 
 func TestClassify(t *testing.T) {
