@@ -65,9 +65,9 @@ func (l *Librato) checkConfig() (*url.URL, endpoints, error) {
 
 // redactError passes an Init error through the one redaction function, with
 // the credentials known by now (api_url's included): an option's value
-// quoted in an error may be a URL, or hold the account email. The result does not
-// wrap err: its text is what must not be printed, and nothing needs to tell
-// Init's errors apart.
+// quoted in an error may be a URL, or hold the account email. The result
+// does not wrap err: its text is what must not be printed, and nothing
+// needs to tell Init's errors apart.
 func (l *Librato) redactError(err error) error {
 	secrets := l.secretsForMessages()
 	defer secrets.Forget()
