@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/seed-d22a899f/librato/internal/delivery"
+	"github.com/seed-d22a899f/librato/internal/redact"
 )
 
 // The credential check (librato-execd/librato-tryout -check): a few requests
@@ -50,7 +51,9 @@ func (l *Librato) Check(ctx context.Context) (string, error) {
 		return "", err
 	}
 	defer auth.Forget()
-	c := &credCheck{s: l.sender, auth: &auth}
+	red := l.secretsForMessages()
+	defer red.Forget()
+	c := &credCheck{s: l.sender, auth: &auth, red: red}
 	eps := l.sender.cfg.endpoints
 	target := l.APIURL
 	if eps.root != "" {
@@ -68,7 +71,12 @@ func (l *Librato) Check(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return checkVerdict(l.API, tagged, target, eps)
+	line, err := checkVerdict(l.API, tagged, target, eps)
+	if err != nil {
+		// Not wrapped: the text is what must not be printed unredacted.
+		return "", errors.New(red.Redact(err.Error()))
+	}
+	return red.Redact(line), nil
 }
 
 // probeURL is the credential probe, GET /v1/metrics?length=1, under the API
@@ -76,11 +84,16 @@ func (l *Librato) Check(ctx context.Context) (string, error) {
 func probeURL(eps endpoints, configured string) string {
 	base := configured
 	if eps.root != "" {
-		base = eps.root + legacyPath
+		base = eps.root
 	}
 	u, err := url.Parse(base)
 	if err != nil {
 		return base // Init parsed it already
+	}
+	if eps.root != "" {
+		// Joined as a path: api_url's query, if any, must stay the query.
+		u.Path += legacyPath
+		u.RawPath = ""
 	}
 	q := u.Query()
 	q.Set("length", "1")
@@ -125,10 +138,12 @@ func checkVerdict(api string, tagged bool, target string, eps endpoints) (string
 }
 
 // credCheck sends the check's requests with the plugin's client: its TLS,
-// proxy and timeout settings, and no redirect following.
+// proxy and timeout settings, and no redirect following. What it prints of
+// URLs, headers and answers passes red.
 type credCheck struct {
 	s    *sender
 	auth *delivery.Credentials
+	red  *redact.Secrets
 }
 
 // answer is a response: status, headers and the redacted start of the body.
@@ -143,7 +158,25 @@ func (c *credCheck) probe(ctx context.Context, u string) error {
 	if err != nil {
 		return err
 	}
-	return probeAnswer(a, u)
+	return probeAnswer(a, c.shownProbeURL(u))
+}
+
+// shownProbeURL is the probe's URL for messages: redacted, but with the
+// length=1 this check added itself still readable (the redaction masks
+// every query value).
+func (c *credCheck) shownProbeURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return c.red.Redact(u)
+	}
+	q := p.Query()
+	q.Del("length")
+	p.RawQuery = q.Encode()
+	sep := "?"
+	if p.RawQuery != "" {
+		sep = "&"
+	}
+	return c.red.Redact(p.String()) + sep + "length=1"
 }
 
 func (c *credCheck) record(ctx context.Context, ep endpoint) error {
@@ -155,7 +188,7 @@ func (c *credCheck) record(ctx context.Context, ep endpoint) error {
 	if err != nil {
 		return err
 	}
-	return recordAnswer(a, ep)
+	return recordAnswer(a, endpoint{url: c.red.Redact(ep.url), tagged: ep.tagged})
 }
 
 func (c *credCheck) do(ctx context.Context, method, u string, body []byte) (answer, error) {
@@ -171,7 +204,11 @@ func (c *credCheck) do(ctx context.Context, method, u string, body []byte) (answ
 	defer resp.Body.Close()
 	// A cut-off body is judged by what arrived: the status says the most.
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseRead)) //nolint:errcheck // partial text is enough
-	return answer{status: resp.StatusCode, header: resp.Header, body: c.auth.Redact(raw)}, nil
+	// An SSO page or proxy may echo the token, in the body or in a redirect.
+	if loc := resp.Header.Get("Location"); loc != "" {
+		resp.Header.Set("Location", c.red.Redact(loc))
+	}
+	return answer{status: resp.StatusCode, header: resp.Header, body: []byte(c.red.Redact(string(raw)))}, nil
 }
 
 // proxyFor is the proxy the request went through, for messages: "" if none.

@@ -20,10 +20,6 @@ import (
 
 const modulePath = "github.com/seed-d22a899f/librato"
 
-// defaultMaxRetryAfter caps a pause the API asks for when max_retry_after
-// is not set.
-const defaultMaxRetryAfter = time.Minute
-
 // maxResponseRead bounds what the credential check reads of an answer.
 const maxResponseRead = delivery.MaxResponseRead
 

@@ -8,10 +8,7 @@ package librato
 import (
 	_ "embed"
 	"errors"
-	"fmt"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -22,21 +19,12 @@ import (
 	"github.com/influxdata/telegraf/plugins/outputs"
 
 	"github.com/seed-d22a899f/librato/internal/delivery"
+
+	"github.com/seed-d22a899f/librato/internal/redact"
 )
 
 //go:embed sample.conf
 var sampleConfig string
-
-const (
-	defaultTemplate               = "host"
-	defaultTimeout                = config.Duration(5 * time.Second)
-	defaultRetryBudget            = config.Duration(5 * time.Second)
-	defaultMeasurementsPerRequest = 300
-	// Ten requests in flight move 10 × 300 measurements per ~600 ms round trip
-	// (5,000/s against the real API): several busy hosts' worth, while staying
-	// far below the request concurrency at which Librato starts rate limiting.
-	defaultConcurrentWrites = 10
-)
 
 // Librato is the outputs.librato plugin.
 type Librato struct {
@@ -108,30 +96,21 @@ func (l *Librato) Init() error {
 	if l.Log == nil {
 		return errors.New("no logger set")
 	}
-	endpoint, eps, err := l.resolveEndpoint()
+	endpoint, eps, err := l.checkConfig()
 	if err != nil {
 		return err
 	}
-	if err := l.checkSecretRefs(); err != nil {
-		return err
-	}
-	if err := l.resolveTemplate(); err != nil {
-		return err
-	}
-	if err := l.checkLimits(); err != nil {
-		return err
-	}
 
-	l.stats = newStats(endpoint.Redacted())
+	l.stats = newStats(withoutUser(endpoint))
 	for _, tagged := range []bool{false, true} {
 		if l.API == apiAuto || tagged == (l.API == apiTagged) {
 			if l.conv[index(tagged)], err = newConverter(l.converterConfig(tagged), l.stats, l.Log); err != nil {
-				return err
+				return l.redactError(err)
 			}
 		}
 	}
 	if err := l.initScreens(); err != nil {
-		return err
+		return l.redactError(err)
 	}
 	l.apis = apiChoice{mode: l.API, logLearned: l.logLearnedAPI}
 	l.sender = newSender(l.senderConfig(eps), l.stats, l.Log)
@@ -147,127 +126,11 @@ func index(tagged bool) int {
 
 func (l *Librato) logLearnedAPI(tagged bool) {
 	if tagged {
-		l.Log.Infof("api = \"auto\": the account takes tag-based measurements; writing to %s", l.sender.cfg.endpoints.tagged.url)
+		l.Log.Infof("api = \"auto\": the account takes tag-based measurements; writing to %s", redact.URL(l.sender.cfg.endpoints.tagged.url))
 		return
 	}
 	l.Log.Infof("api = \"auto\": the account has no tag-based measurements; writing gauges with sources to %s (asking again in %s)",
-		l.sender.cfg.endpoints.legacy.url, recheckTagged)
-}
-
-// resolveEndpoint picks the URLs for the API mode, moves credentials
-// embedded in api_url into secrets (so the URL can be logged) and checks
-// both are present.
-func (l *Librato) resolveEndpoint() (*url.URL, endpoints, error) {
-	switch l.API {
-	case "":
-		l.API = apiLegacy
-	case apiLegacy, apiTagged, apiAuto:
-	default:
-		return nil, endpoints{}, fmt.Errorf("invalid api %q: must be %q, %q or %q", l.API, apiLegacy, apiTagged, apiAuto)
-	}
-	if l.APIURL == "" {
-		l.APIURL = defaultAPIURL(l.API)
-	}
-	endpoint, err := url.Parse(l.APIURL)
-	if err != nil {
-		// url.Parse quotes the input, which may hold credentials.
-		return nil, endpoints{}, errors.New("invalid api_url: not a URL")
-	}
-	if endpoint.Scheme != "http" && endpoint.Scheme != "https" || endpoint.Host == "" {
-		return nil, endpoints{}, fmt.Errorf("invalid api_url %q: want an http(s) URL with a host", withoutUser(endpoint))
-	}
-	if err := l.takeURLCredentials(endpoint); err != nil {
-		return nil, endpoints{}, err
-	}
-	l.APIURL = endpoint.String()
-	eps, err := resolveEndpoints(l.API, endpoint)
-	if err != nil {
-		return nil, endpoints{}, err
-	}
-
-	if l.APIUser.Empty() {
-		return nil, endpoints{}, errors.New("api_user is required: set it to the Librato account email")
-	}
-	if l.APIToken.Empty() {
-		return nil, endpoints{}, errors.New("api_token is required: set it to a Librato API token with record access")
-	}
-	if endpoint.Scheme == "http" && !isLoopback(endpoint.Hostname()) {
-		l.Log.Warnf("api_url %q is plain HTTP: Librato rejects requests that are not HTTPS", endpoint.Redacted())
-	}
-	return endpoint, eps, nil
-}
-
-// takeURLCredentials supports https://user:token@host/... by turning the
-// user info into the api_user/api_token secrets and stripping it from the URL.
-func (l *Librato) takeURLCredentials(endpoint *url.URL) error {
-	if endpoint.User == nil {
-		return nil
-	}
-	if !l.APIUser.Empty() || !l.APIToken.Empty() {
-		return errors.New("api_url carries credentials and api_user/api_token are set too: use one of them")
-	}
-	user := []byte(endpoint.User.Username())
-	token, _ := endpoint.User.Password()
-	l.APIUser = config.NewSecret(user)
-	l.APIToken = config.NewSecret([]byte(token))
-	endpoint.User = nil
-	return nil
-}
-
-// withoutUser is the URL for messages: url.Redacted hides the password but
-// keeps the user, the account email.
-func withoutUser(u *url.URL) string {
-	c := *u
-	c.User = nil
-	return c.String()
-}
-
-func isLoopback(host string) bool {
-	return host == "localhost" || strings.HasPrefix(host, "127.") || host == "::1"
-}
-
-// resolveTemplate folds the deprecated source_tag into template.
-func (l *Librato) resolveTemplate() error {
-	switch {
-	case l.SourceTag == "":
-	case l.Template == "":
-		l.Template = l.SourceTag
-	case l.Template != l.SourceTag:
-		return fmt.Errorf("source_tag %q contradicts template %q: remove the deprecated source_tag", l.SourceTag, l.Template)
-	}
-	if l.Template == "" {
-		l.Template = defaultTemplate
-	}
-	return nil
-}
-
-func (l *Librato) checkLimits() error {
-	if l.MeasurementsPerRequest <= 0 {
-		return fmt.Errorf("measurements_per_request must be positive, got %d", l.MeasurementsPerRequest)
-	}
-	if l.ConcurrentWrites <= 0 {
-		return fmt.Errorf("concurrent_writes must be positive, got %d", l.ConcurrentWrites)
-	}
-	if l.Timeout <= 0 {
-		return fmt.Errorf("timeout must be positive, got %s", time.Duration(l.Timeout))
-	}
-	if l.RetryBudget < 0 {
-		return fmt.Errorf("retry_budget must not be negative, got %s", time.Duration(l.RetryBudget))
-	}
-	switch {
-	case l.MaxRetryAfter < 0:
-		return fmt.Errorf("max_retry_after must not be negative, got %s", time.Duration(l.MaxRetryAfter))
-	case l.MaxRetryAfter == 0:
-		l.MaxRetryAfter = config.Duration(defaultMaxRetryAfter)
-	}
-	switch l.ContentEncoding {
-	case "", "identity":
-		l.ContentEncoding = "identity"
-	case "gzip":
-	default:
-		return fmt.Errorf("invalid content_encoding %q: must be \"identity\" or \"gzip\"", l.ContentEncoding)
-	}
-	return nil
+		redact.URL(l.sender.cfg.endpoints.legacy.url), recheckTagged)
 }
 
 func (l *Librato) converterConfig(tagged bool) converterConfig {
@@ -382,16 +245,6 @@ func (l *Librato) Close() error {
 }
 
 var errNotInitialised = errors.New("plugin not initialised: Init was not called or failed")
-
-func newLibrato() *Librato {
-	return &Librato{
-		Timeout:                defaultTimeout,
-		RetryBudget:            defaultRetryBudget,
-		MaxRetryAfter:          config.Duration(defaultMaxRetryAfter),
-		MeasurementsPerRequest: defaultMeasurementsPerRequest,
-		ConcurrentWrites:       defaultConcurrentWrites,
-	}
-}
 
 func init() {
 	outputs.Add("librato", func() telegraf.Output { return newLibrato() })

@@ -1,7 +1,6 @@
 package librato
 
 import (
-	"fmt"
 	"hash/maphash"
 	"strings"
 	"time"
@@ -10,8 +9,6 @@ import (
 )
 
 const (
-	defaultNewSeriesPeriod = time.Hour
-
 	// seriesWindowSlots divides max_new_series_period: admissions leave the
 	// window one slot at a time, so in constant memory the guard is at most
 	// 1/60 of a period stricter than an exact sliding window.
@@ -208,18 +205,4 @@ func (g *seriesGuard) settle(delivered bool) {
 	g.stats.dropped[reasonSeriesLimit].Incr(int64(g.dropped))
 	g.log.Warnf("Dropped %d measurement(s) of new series: max_new_series = %d per %s reached, series already sent keep flowing; e.g. %s",
 		g.dropped, g.window.limit, g.period, strings.Join(g.examples, ", "))
-}
-
-// checkSeriesGuard validates max_new_series and max_new_series_period.
-func checkSeriesGuard(limit int, period time.Duration) (time.Duration, error) {
-	if limit < 0 {
-		return 0, fmt.Errorf("max_new_series must not be negative, got %d", limit)
-	}
-	switch {
-	case period == 0:
-		return defaultNewSeriesPeriod, nil
-	case period < time.Second:
-		return 0, fmt.Errorf("max_new_series_period must be at least 1s, got %s", period)
-	}
-	return period, nil
 }

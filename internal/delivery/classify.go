@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/seed-d22a899f/librato/internal/redact"
 )
 
 // outcomeKind is what one response means for the measurements it carried.
@@ -140,12 +141,9 @@ func RedirectError(status int, location string) error {
 	if location == "" {
 		return fmt.Errorf("librato answered %d, a redirect without a location: check api_url", status)
 	}
-	if u, err := url.Parse(location); err == nil {
-		u.User = nil
-		location = u.String()
-	} else {
-		location = "(unparseable)"
-	}
+	// Callers redacted it with the credentials; this keeps a caller that
+	// forgets from printing a user or an SSO page's token.
+	location = redact.URL(location)
 	return fmt.Errorf("librato answered %d, a redirect to %s, which is not followed: set api_url to it if you trust it", status, strconv.Quote(location))
 }
 

@@ -3,10 +3,12 @@ package delivery
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"sync/atomic"
 	"time"
 )
@@ -70,16 +72,20 @@ func (s *Sender) post(ctx context.Context, r *Credentials, ep Endpoint, body *pa
 	elapsed := s.clock.Now().Sub(start)
 	s.stats.RequestTime.Incr(elapsed.Nanoseconds())
 	if err != nil {
+		// The error's text repeats the URL, whose query may hold a key.
+		if ue := (*url.Error)(nil); errors.As(err, &ue) {
+			err = fmt.Errorf("%s %s: %w", ue.Op, r.secrets.Redact(ue.URL), ue.Err)
+		}
 		if s.cfg.Debug {
-			s.log.Infof("POST %s: %d measurements, %d bytes: failed after %s: %v", ep.URL, n, len(body.wire), elapsed, err)
+			s.log.Info(r.secrets.Redact(fmt.Sprintf("POST %s: %d measurements, %d bytes: failed after %s: %v", ep.URL, n, len(body.wire), elapsed, err)))
 		}
 		return outcome{kind: transient, err: fmt.Errorf("sending to librato: %w", err), url: ep.URL, measurements: n, sent: sent, answered: seq.Add(1)}
 	}
 	defer resp.Body.Close()
 	text, readErr := s.readResponse(r, resp, ep.Tagged)
 	if s.cfg.Debug {
-		s.log.Infof("POST %s: %d measurements, %d bytes: %s -> %d in %s: %s",
-			ep.URL, n, len(body.wire), Excerpt(body.json), resp.StatusCode, elapsed, Excerpt(text))
+		s.log.Info(r.secrets.Redact(fmt.Sprintf("POST %s: %d measurements, %d bytes: %s -> %d in %s: %s",
+			ep.URL, n, len(body.wire), Excerpt(body.json), resp.StatusCode, elapsed, Excerpt(text))))
 	}
 	now := s.clock.Now()
 	if loc := resp.Header.Get("Location"); loc != "" {
