@@ -208,3 +208,71 @@ func TestAutoFallbackKeepsTheWriteDeadline(t *testing.T) {
 		require.Equal(t, legacyPath, r.Path, "learned: straight to the legacy API")
 	}
 }
+
+// autoCounts is what one auto-mode scenario cost and delivered, for the
+// regression tests' assertions and the closing note's table.
+type autoCounts struct {
+	taggedRequests, legacyRequests int
+	// delivered: distinct measurements stored (both APIs); duplicated:
+	// further copies of them, in either API.
+	delivered, duplicated int
+}
+
+// countAuto counts what the fake stored, keyed by name, the gauge's source
+// or the measurement's host tag, and time: the same measurement sent to
+// both APIs counts as a duplicate.
+func countAuto(fake *fakelibrato.Server, sourceTag string) autoCounts {
+	var c autoCounts
+	for _, r := range fake.Requests() {
+		switch {
+		case strings.HasSuffix(r.Path, taggedPath):
+			c.taggedRequests++
+		case strings.HasSuffix(r.Path, legacyPath):
+			c.legacyRequests++
+		}
+	}
+	stored := map[fakeKey]int{}
+	for _, g := range fake.Gauges() {
+		stored[fakeKey{g.Name, g.Source, g.MeasureTime}]++
+	}
+	for _, m := range fake.Measurements() {
+		stored[fakeKey{m.Name, m.Tags[sourceTag], m.Time}]++
+	}
+	for _, n := range stored {
+		c.delivered++
+		c.duplicated += n - 1
+	}
+	return c
+}
+
+// notEnabledJSON is Librato's answer on /v1/measurements for an account
+// without tag-based measurements.
+var notEnabledJSON = []byte(`{"errors":["Tag based measurements are not enabled for this account. Please contact support."]}`)
+
+// TestAutoSwitchMidFlushSendsNothingTwice: the tagged API stores the
+// first request of a flush, then answers 403 "not enabled". The fallback to
+// legacy in the same Write must skip what tagged stored: the ledger's keys
+// are the same for both APIs and it is not reset by the switch.
+func TestAutoSwitchMidFlushSendsNothingTwice(t *testing.T) {
+	fake := newFake(t, fakelibrato.Options{Fault: func(n int, r *fakelibrato.Received) fakelibrato.Action {
+		if n > 1 && strings.HasSuffix(r.Path, taggedPath) {
+			return fakelibrato.Action{Status: http.StatusForbidden,
+				Header: http.Header{"Content-Type": {"application/json"}}, Body: notEnabledJSON}
+		}
+		return fakelibrato.Action{}
+	}})
+	l := newPlugin(t, fake.URL(), func(l *Librato) {
+		l.API = apiAuto
+		l.ConcurrentWrites = 1
+	})
+	metrics, want := workload(1000) // 3,000 measurements, 10 requests
+	require.NoError(t, l.Write(metrics))
+
+	c := countAuto(fake, "host")
+	t.Logf("| 403 not enabled mid-flush | %d tagged + %d legacy requests | %d delivered | %d duplicated |",
+		c.taggedRequests, c.legacyRequests, c.delivered, c.duplicated)
+	require.Len(t, fake.Measurements(), 300, "the first tagged request was stored")
+	require.Zero(t, c.duplicated, "what the tagged API stored is not sent to the legacy one")
+	require.Equal(t, len(want), c.delivered)
+	require.Equal(t, apiLegacy, l.apis.learned)
+}

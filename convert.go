@@ -2,6 +2,7 @@ package librato
 
 import (
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"strings"
 
@@ -30,6 +31,10 @@ type converterConfig struct {
 	tagsExclude       []string
 	extraTags         map[string]string
 	summaries         bool
+	// tagSeed seeds the series' TagSet hash. Both converters of api = "auto"
+	// must share it: the ledger's keys are then the same for both APIs.
+	// Zero means a seed of the converter's own.
+	tagSeed maphash.Seed
 }
 
 // The converter's output types live with the delivery core that sends them.
@@ -59,6 +64,9 @@ type converter struct {
 }
 
 func newConverter(cfg converterConfig, st *stats, log telegraf.Logger) (*converter, error) {
+	if cfg.tagSeed == (maphash.Seed{}) {
+		cfg.tagSeed = maphash.MakeSeed()
+	}
 	c := &converter{cfg: cfg, log: log, stats: st}
 	c.names.startOver()
 	c.series.startOver()
@@ -231,7 +239,30 @@ func (c *converter) seriesFor(m telegraf.Metric) *series {
 	return s
 }
 
+// newSeries builds the series of the metric's tag set, with its TagSet.
 func (c *converter) newSeries(m telegraf.Metric) *series {
+	s := c.seriesOf(m)
+	s.TagSet = tagSetHash(c.cfg.tagSeed, m.TagList())
+	return s
+}
+
+// tagSetHash hashes the bytes of the series cache key (each tag's key and
+// value, NUL-terminated) without building them: a tag set too large for the
+// cache gets the same hash it would have had in it. It depends on the raw
+// tags only, not on the API's conversion of them.
+func tagSetHash(seed maphash.Seed, tags []*telegraf.Tag) uint64 {
+	var h maphash.Hash
+	h.SetSeed(seed)
+	for _, t := range tags {
+		h.WriteString(t.Key)
+		h.WriteByte(0)
+		h.WriteString(t.Value)
+		h.WriteByte(0)
+	}
+	return h.Sum64()
+}
+
+func (c *converter) seriesOf(m telegraf.Metric) *series {
 	override, hasOverride := "", false
 	if c.cfg.sourceOverrideTag != "" {
 		override, hasOverride = m.GetTag(c.cfg.sourceOverrideTag)

@@ -9,6 +9,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net/http"
 	"net/url"
 	"strings"
@@ -80,6 +81,10 @@ type Librato struct {
 	sender *sender
 	stats  *stats
 
+	// tagSeed seeds both converters' tag-set hashes, so that a measurement
+	// has the same ledger key in both APIs.
+	tagSeed maphash.Seed
+
 	// mu serialises Connect, Write and Close: the converter's buffers, the
 	// delivery ledger and the HTTP client belong to one of them at a time.
 	// Telegraf never overlaps them; where something else does, Connect and
@@ -118,6 +123,7 @@ func (l *Librato) Init() error {
 	}
 
 	l.stats = newStats(endpoint.Redacted())
+	l.tagSeed = maphash.MakeSeed()
 	for _, tagged := range []bool{false, true} {
 		if l.API == apiAuto || tagged == (l.API == apiTagged) {
 			if l.conv[index(tagged)], err = newConverter(l.converterConfig(tagged), l.stats, l.Log); err != nil {
@@ -275,6 +281,7 @@ func (l *Librato) converterConfig(tagged bool) converterConfig {
 		tagsExclude:       l.TagsExclude,
 		extraTags:         l.ExtraTags,
 		summaries:         l.Summaries,
+		tagSeed:           l.tagSeed,
 	}
 }
 
@@ -326,8 +333,8 @@ func (l *Librato) Write(metrics []telegraf.Metric) error {
 	}
 
 	start := time.Now()
-	// A failed flush's retry goes to the API that flush used: its settled
-	// measurements are in the ledger under that API's keys.
+	// A failed flush's retry goes to the API that flush used: it is the
+	// same flush, whose answers are the evidence auto mode decides from.
 	tagged := l.ledger.pendingTagged
 	if !l.ledger.pending() {
 		tagged = l.apis.forFlush(start)
@@ -337,10 +344,10 @@ func (l *Librato) Write(metrics []telegraf.Metric) error {
 	case err == nil:
 		l.apis.learn(tagged, start)
 	case tagged && l.API == apiAuto && errors.Is(err, errTagsNotEnabled):
-		// Nothing of this flush was stored: the account refused all of it.
+		// What the tagged API stored before it said so is in the ledger,
+		// under keys the legacy conversion shares: it is not sent again.
 		// The same Write's deadline holds for the second try.
 		l.apis.learn(false, start)
-		l.ledger.reset()
 		tagged = false
 		err = l.deliver(metrics, false, start)
 	}
