@@ -1,13 +1,16 @@
 package librato
 
 import (
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/config"
+	"github.com/influxdata/telegraf/metric"
 	"github.com/stretchr/testify/require"
 
 	"github.com/seed-d22a899f/librato/internal/fakelibrato"
@@ -275,4 +278,47 @@ func TestAutoSwitchMidFlushSendsNothingTwice(t *testing.T) {
 	require.Zero(t, c.duplicated, "what the tagged API stored is not sent to the legacy one")
 	require.Equal(t, len(want), c.delivered)
 	require.Equal(t, apiLegacy, l.apis.learned)
+}
+
+// tagless makes n metrics of 3 fields without tags (omit_hostname, or tags
+// all filtered out), at distinct recent times; with default_source they
+// have a source in the legacy API and nothing to send in the tagged one.
+func tagless(n int, source string) ([]telegraf.Metric, []fakeKey) {
+	base := time.Now().Add(-time.Minute).Truncate(time.Second)
+	metrics := make([]telegraf.Metric, 0, n)
+	want := make([]fakeKey, 0, 3*n)
+	for i := range n {
+		ts := base.Add(-time.Duration(i) * time.Second)
+		metrics = append(metrics, metric.New("app", nil, map[string]any{"a": float64(i), "b": int64(i), "c": i%2 == 0}, ts))
+		for _, f := range []string{"a", "b", "c"} {
+			want = append(want, fakeKey{"app." + f, source, ts.Unix()})
+		}
+	}
+	return metrics, want
+}
+
+// TestAutoFallbackCountsOnlyLegacyDrops: a flush that falls back from the
+// tagged API to the legacy one reports the local drops of the legacy
+// conversion only, once: a NaN is one invalid_value, not two, and the tagged
+// conversion's no_tags drops are not reported at all.
+func TestAutoFallbackCountsOnlyLegacyDrops(t *testing.T) {
+	fake := newFake(t, fakelibrato.Options{TaggedDisabled: true})
+	logger := newCaptureLogger()
+	l := newPlugin(t, fake.URL(), func(l *Librato) {
+		l.API = apiAuto
+		l.DefaultSource = "telegraf"
+		l.Log = logger
+	})
+	metrics, want := workload(300)
+	noTags, wantNoTags := tagless(10, "telegraf")
+	metrics = append(metrics, noTags...)
+	metrics = append(metrics, metric.New("bad", map[string]string{"host": "h"}, map[string]any{"v": math.NaN()}, time.Now()))
+	require.NoError(t, l.Write(metrics))
+
+	requireExactlyOnce(t, fake, append(want, wantNoTags...))
+	require.Equal(t, int64(1), l.stats.dropped[reasonInvalidValue].Get())
+	require.Zero(t, l.stats.dropped[reasonNoTags].Get())
+	text := logText(logger)
+	require.Equal(t, 1, strings.Count(text, "(invalid_value)"), text)
+	require.NotContains(t, text, "no_tags")
 }

@@ -339,7 +339,7 @@ func (l *Librato) Write(metrics []telegraf.Metric) error {
 	if !l.ledger.pending() {
 		tagged = l.apis.forFlush(start)
 	}
-	err := l.deliver(metrics, tagged, start)
+	conv, err := l.deliver(metrics, tagged, start)
 	switch {
 	case err == nil:
 		l.apis.learn(tagged, start)
@@ -348,26 +348,33 @@ func (l *Librato) Write(metrics []telegraf.Metric) error {
 		// under keys the legacy conversion shares: it is not sent again.
 		// The same Write's deadline holds for the second try.
 		l.apis.learn(false, start)
+		l.settleScreens(false)
+		conv.release()
 		tagged = false
-		err = l.deliver(metrics, false, start)
+		conv, err = l.deliver(metrics, false, start)
 	}
+	l.settleScreens(err == nil)
+	if err == nil {
+		conv.reportDrops()
+	}
+	conv.release()
 	if err != nil {
 		l.ledger.pendingTagged = tagged
 	}
 	return err
 }
 
-func (l *Librato) deliver(metrics []telegraf.Metric, tagged bool, start time.Time) error {
+// deliver converts, screens and delivers metrics to one API. The caller
+// settles the screens, reports the converter's drops and releases it once
+// it knows which API the Write finally used.
+func (l *Librato) deliver(metrics []telegraf.Metric, tagged bool, start time.Time) (*converter, error) {
 	conv := l.conv[index(tagged)]
 	points := l.screen(metrics, conv.convert(metrics), conv, tagged)
 	ep := l.sender.cfg.endpoints.legacy
 	if tagged {
 		ep = l.sender.cfg.endpoints.tagged
 	}
-	err := l.sender.deliver(points, &l.ledger, ep, start)
-	l.settleScreens(err == nil)
-	conv.release()
-	return err
+	return conv, l.sender.deliver(points, &l.ledger, ep, start)
 }
 
 // Close closes the HTTP client's connections; Connect opens it again.
