@@ -57,6 +57,9 @@ type flush struct {
 	startBy     time.Time // no request starts later (see newFlush)
 	settled     []bool    // per point: accepted, or dropped on proof
 	budget      atomic.Int64
+	// accepted: a request of this flush was accepted (api = "auto" learns
+	// the account takes tagged measurements only from that).
+	accepted atomic.Bool
 	// awaitingEvidence are single measurements Librato rejected before
 	// the endpoint had accepted anything; the end of the flush decides.
 	awaitingEvidence []rejectedPoint
@@ -69,19 +72,20 @@ type flush struct {
 // deliver sends pts and returns nil when every point is settled. On error,
 // the ledger remembers what was settled, so that Telegraf's retry of the same
 // metrics does not send those again. start is when the Write began: its
-// deadline holds for everything the Write sends.
-func (s *sender) deliver(pts []point, led *ledger, ep endpoint, start time.Time) error {
+// deadline holds for everything the Write sends. accepted: ep accepted a
+// request of this flush.
+func (s *sender) deliver(pts []point, led *ledger, ep endpoint, start time.Time) (accepted bool, err error) {
 	if s.client == nil {
-		return errors.New("not connected: Connect was not called")
+		return false, errors.New("not connected: Connect was not called")
 	}
 	pts, carried := led.skipSettled(pts, s.stats)
 	if len(pts) == 0 {
 		led.reset()
-		return nil
+		return false, nil
 	}
 	f, err := s.newFlush(len(pts), ep, start)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer f.end()
 
@@ -93,7 +97,7 @@ func (s *sender) deliver(pts []point, led *ledger, ep endpoint, start time.Time)
 
 	if f.err == nil {
 		led.reset()
-		return nil
+		return f.accepted.Load(), nil
 	}
 	led.record(pts, f.settled, carried)
 	done := 0
@@ -106,7 +110,7 @@ func (s *sender) deliver(pts []point, led *ledger, ep endpoint, start time.Time)
 	if f.otherFailures > 0 {
 		err = fmt.Errorf("%w (and %d other failed request(s))", err, f.otherFailures)
 	}
-	return fmt.Errorf("%d of %d measurements settled, the rest stay buffered for the next flush: %w",
+	return f.accepted.Load(), fmt.Errorf("%d of %d measurements settled, the rest stay buffered for the next flush: %w",
 		done, len(pts), err)
 }
 
@@ -238,6 +242,7 @@ func (f *flush) send(pts []point, settled []bool, extra bool) error {
 		}
 		switch o.kind {
 		case delivered:
+			f.accepted.Store(true)
 			if extra {
 				f.budget.Add(1) // progress: give the request back
 			}

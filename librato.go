@@ -134,7 +134,7 @@ func (l *Librato) Init() error {
 	if err := l.initScreens(); err != nil {
 		return err
 	}
-	l.apis = apiChoice{mode: l.API, logLearned: l.logLearnedAPI}
+	l.apis = apiChoice{mode: l.API, now: time.Now, logLearned: l.logLearnedAPI}
 	l.sender = newSender(l.senderConfig(eps), l.stats, l.Log)
 	return nil
 }
@@ -333,25 +333,22 @@ func (l *Librato) Write(metrics []telegraf.Metric) error {
 	}
 
 	start := time.Now()
+	now := l.apis.now()
 	// A failed flush's retry goes to the API that flush used: it is the
 	// same flush, whose answers are the evidence auto mode decides from.
 	tagged := l.ledger.pendingTagged
 	if !l.ledger.pending() {
-		tagged = l.apis.forFlush(start)
+		tagged = l.apis.forFlush(now)
 	}
-	conv, err := l.deliver(metrics, tagged, start)
-	switch {
-	case err == nil:
-		l.apis.learn(tagged, start)
-	case tagged && l.API == apiAuto && errors.Is(err, errTagsNotEnabled):
-		// What the tagged API stored before it said so is in the ledger,
-		// under keys the legacy conversion shares: it is not sent again.
-		// The same Write's deadline holds for the second try.
-		l.apis.learn(false, start)
+	conv, accepted, err := l.deliver(metrics, tagged, start)
+	if tagged && l.fallBack(accepted, err, conv, now) {
+		// What the tagged API stored is in the ledger, under keys the
+		// legacy conversion shares: it is not sent again. The same Write's
+		// deadline holds for the second try.
 		l.settleScreens(false)
 		conv.release()
 		tagged = false
-		conv, err = l.deliver(metrics, false, start)
+		conv, _, err = l.deliver(metrics, false, start)
 	}
 	l.settleScreens(err == nil)
 	if err == nil {
@@ -364,17 +361,39 @@ func (l *Librato) Write(metrics []telegraf.Metric) error {
 	return err
 }
 
+// fallBack learns from a tagged flush's answers (api = "auto") and reports
+// whether the flush must go to the legacy API instead: Librato said the
+// account has no tag-based measurements, or nothing decided that it has and
+// the tagged conversion dropped metrics for having no tags, which the legacy
+// API can take (a tagged flush that succeeded without an acceptance stored
+// nothing, so the legacy API gets all of it). A failure that decided nothing
+// keeps the flush on tagged, for Telegraf's retry.
+func (l *Librato) fallBack(accepted bool, err error, conv *converter, now time.Time) bool {
+	if l.API != apiAuto {
+		return false
+	}
+	switch {
+	case errors.Is(err, errTagsNotEnabled):
+		l.apis.learn(false, now)
+		return true
+	case accepted:
+		l.apis.learn(true, now)
+	}
+	return err == nil && !l.apis.taggedKnown() && conv.dropped(reasonNoTags) > 0
+}
+
 // deliver converts, screens and delivers metrics to one API. The caller
 // settles the screens, reports the converter's drops and releases it once
 // it knows which API the Write finally used.
-func (l *Librato) deliver(metrics []telegraf.Metric, tagged bool, start time.Time) (*converter, error) {
+func (l *Librato) deliver(metrics []telegraf.Metric, tagged bool, start time.Time) (*converter, bool, error) {
 	conv := l.conv[index(tagged)]
 	points := l.screen(metrics, conv.convert(metrics), conv, tagged)
 	ep := l.sender.cfg.endpoints.legacy
 	if tagged {
 		ep = l.sender.cfg.endpoints.tagged
 	}
-	return conv, l.sender.deliver(points, &l.ledger, ep, start)
+	accepted, err := l.sender.deliver(points, &l.ledger, ep, start)
+	return conv, accepted, err
 }
 
 // Close closes the HTTP client's connections; Connect opens it again.
