@@ -470,3 +470,40 @@ func TestAutoSwitchMidFlushSendsNothingTwice(t *testing.T) {
 	require.Equal(t, len(want), c.delivered)
 	require.Equal(t, apiLegacy, l.apis.learned)
 }
+
+// htmlNotEnabled is a firewall's 403 page that happens to say "not enabled".
+var htmlNotEnabled = []byte(`<html><head><title>403 Forbidden</title></head><body><h1>Access denied</h1>` +
+	`<p>This feature is not enabled for your network.</p></body></html>`)
+
+// TestAutoHTMLNotEnabledDecidesNothing: a 403 HTML page containing "not
+// enabled" is not Librato's answer: auto must not switch to legacy. The flush
+// fails, nothing is sent to the legacy API or dropped, and once the page is
+// gone the retry delivers everything to the tagged API once.
+func TestAutoHTMLNotEnabledDecidesNothing(t *testing.T) {
+	fake := newFake(t, fakelibrato.Options{})
+	fake.SetFault(func(_ int, r *fakelibrato.Received) fakelibrato.Action {
+		if strings.HasSuffix(r.Path, taggedPath) {
+			return fakelibrato.Action{Status: http.StatusForbidden,
+				Header: http.Header{"Content-Type": {"text/html"}}, Body: htmlNotEnabled}
+		}
+		return fakelibrato.Action{}
+	})
+	l := newPlugin(t, fake.URL(), func(l *Librato) {
+		l.API = apiAuto
+		l.RetryBudget = 0
+	})
+	metrics, want := workload(300)
+	require.Error(t, l.Write(metrics))
+
+	c := countAuto(fake, "host")
+	t.Logf("| HTML 403 \"not enabled\" | %d tagged + %d legacy requests | %d delivered | %d dropped |",
+		c.taggedRequests, c.legacyRequests, c.delivered, l.stats.dropped[reasonRejected].Get())
+	require.Zero(t, c.legacyRequests, "an HTML page decides nothing")
+	require.Empty(t, l.apis.learned)
+	require.Zero(t, l.stats.dropped[reasonRejected].Get())
+
+	fake.SetFault(nil)
+	require.NoError(t, l.Write(metrics))
+	requireExactlyOnceIn(t, fake, apiTagged, want)
+	require.Empty(t, fake.Gauges())
+}
