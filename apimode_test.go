@@ -155,7 +155,7 @@ func TestAutoRechecksADayAfterTheDecision(t *testing.T) {
 	l.apis.now = func() time.Time { return now }
 
 	taggedRequests := func() int { return countAuto(fake, "host").taggedRequests }
-	asked := []int{}
+	var asked []int
 	for hour := 0; hour <= 49; hour++ {
 		now = autoEpoch.Add(time.Duration(hour) * time.Hour)
 		before := taggedRequests()

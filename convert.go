@@ -6,11 +6,11 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/seed-d22a899f/librato/internal/delivery"
-
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/filter"
 	"github.com/influxdata/telegraf/plugins/serializers/graphite"
+
+	"github.com/seed-d22a899f/librato/internal/delivery"
 )
 
 // Conversion buffers are kept between flushes up to these sizes (about
@@ -368,7 +368,7 @@ func (c *converter) dropMetric(m telegraf.Metric, reason dropReason, problem str
 			n++
 		}
 	}
-	if c.drops.wantsDetail(c.log) {
+	if c.debugging() {
 		c.drops.detail(fmt.Sprintf("Skipping metric %q (%d measurements): %s", m.Name(), n, problem))
 	}
 	if c.drops.wantsExample(reason) {
@@ -378,7 +378,7 @@ func (c *converter) dropMetric(m telegraf.Metric, reason dropReason, problem str
 }
 
 func (c *converter) dropPoint(name string, s *series, reason dropReason, problem string) {
-	if c.drops.wantsDetail(c.log) {
+	if c.debugging() {
 		c.drops.detail(fmt.Sprintf("Skipping %s (%s): %s", name, s, problem))
 	}
 	if c.drops.wantsExample(reason) {
@@ -409,9 +409,10 @@ func (d *dropLog) reset() {
 
 func (d *dropLog) wantsExample(r dropReason) bool { return d.count[r] == 0 }
 
-// wantsDetail: building a debug line allocates, so only when it is logged.
-func (d *dropLog) wantsDetail(log telegraf.Logger) bool {
-	return log.Level().Includes(telegraf.Debug)
+// debugging: building a drop's debug line allocates, so only when it is
+// logged.
+func (c *converter) debugging() bool {
+	return c.log.Level().Includes(telegraf.Debug)
 }
 
 func (d *dropLog) detail(line string) {

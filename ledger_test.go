@@ -33,7 +33,7 @@ func TestLedgerKeySameForBothAPIs(t *testing.T) {
 		require.NoError(t, err)
 		var led ledger
 		led.seed = seed
-		var out []uint64
+		out := make([]uint64, 0, 2*len(metrics))
 		for _, p := range c.convert(metrics) {
 			out = append(out, led.key(&p))
 		}
