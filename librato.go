@@ -379,7 +379,21 @@ func (l *Librato) fallBack(accepted bool, err error, conv *converter, now time.T
 	case accepted:
 		l.apis.learn(true, now)
 	}
-	return err == nil && !l.apis.taggedKnown() && conv.dropped(reasonNoTags) > 0
+	return err == nil && l.taglessUndecided(conv)
+}
+
+// taglessUndecided reports whether the tagged conversion dropped metrics
+// for having no tags while api = "auto" does not know that the account
+// takes tagged measurements: dropping them would be an inference, and the
+// legacy API can take them (see apiChoice).
+func (l *Librato) taglessUndecided(conv *converter) bool {
+	n := conv.dropped(reasonNoTags)
+	if n == 0 || l.apis.taggedKnown() {
+		return false
+	}
+	l.Log.Debugf(`api = "auto": %d measurement(s) have no tags and the account is not known to take tagged ones; this flush goes to %s`,
+		n, l.sender.cfg.endpoints.legacy.url)
+	return true
 }
 
 // deliver converts, screens and delivers metrics to one API. The caller
