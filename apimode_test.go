@@ -316,10 +316,13 @@ func countAuto(fake *fakelibrato.Server, sourceTag string) autoCounts {
 	return c
 }
 
+// taglessSource is the default_source of the tests with tagless metrics.
+const taglessSource = "telegraf"
+
 // tagless makes n metrics of 3 fields without tags (omit_hostname, or tags
 // all filtered out), at distinct recent times; with default_source they
 // have a source in the legacy API and nothing to send in the tagged one.
-func tagless(n int, source string) ([]telegraf.Metric, []fakeKey) {
+func tagless(n int) ([]telegraf.Metric, []fakeKey) {
 	base := time.Now().Add(-time.Minute).Truncate(time.Second)
 	metrics := make([]telegraf.Metric, 0, n)
 	want := make([]fakeKey, 0, 3*n)
@@ -327,7 +330,7 @@ func tagless(n int, source string) ([]telegraf.Metric, []fakeKey) {
 		ts := base.Add(-time.Duration(i) * time.Second)
 		metrics = append(metrics, metric.New("app", nil, map[string]any{"a": float64(i), "b": int64(i), "c": i%2 == 0}, ts))
 		for _, f := range []string{"a", "b", "c"} {
-			want = append(want, fakeKey{"app." + f, source, ts.Unix()})
+			want = append(want, fakeKey{"app." + f, taglessSource, ts.Unix()})
 		}
 	}
 	return metrics, want
@@ -343,10 +346,10 @@ func TestAutoTaglessOnLegacyAccount(t *testing.T) {
 	logger := newCaptureLogger()
 	l := newPlugin(t, fake.URL(), func(l *Librato) {
 		l.API = apiAuto
-		l.DefaultSource = "telegraf"
+		l.DefaultSource = taglessSource
 		l.Log = logger
 	})
-	metrics, want := tagless(1100, "telegraf") // 3,300 measurements
+	metrics, want := tagless(1100) // 3,300 measurements
 	for _, part := range [][]telegraf.Metric{metrics[:550], metrics[550:]} {
 		require.NoError(t, l.Write(part))
 	}
@@ -388,11 +391,11 @@ func TestAutoMixedFlush(t *testing.T) {
 			logger := newCaptureLogger()
 			l := newPlugin(t, fake.URL(), func(l *Librato) {
 				l.API = apiAuto
-				l.DefaultSource = "telegraf"
+				l.DefaultSource = taglessSource
 				l.Log = logger
 			})
 			withTags, want := workload(300)
-			noTags, wantNoTags := tagless(100, "telegraf")
+			noTags, wantNoTags := tagless(100)
 			require.NoError(t, l.Write(append(withTags, noTags...)))
 
 			c := countAuto(fake, "host")
@@ -422,11 +425,11 @@ func TestAutoFallbackCountsOnlyLegacyDrops(t *testing.T) {
 	logger := newCaptureLogger()
 	l := newPlugin(t, fake.URL(), func(l *Librato) {
 		l.API = apiAuto
-		l.DefaultSource = "telegraf"
+		l.DefaultSource = taglessSource
 		l.Log = logger
 	})
 	metrics, want := workload(300)
-	noTags, wantNoTags := tagless(10, "telegraf")
+	noTags, wantNoTags := tagless(10)
 	metrics = append(metrics, noTags...)
 	metrics = append(metrics, metric.New("bad", map[string]string{"host": "h"}, map[string]any{"v": math.NaN()}, time.Now()))
 	require.NoError(t, l.Write(metrics))
@@ -516,10 +519,10 @@ func TestAutoTaglessKeepsTheSeriesGuard(t *testing.T) {
 	fake := newFake(t, fakelibrato.Options{TaggedDisabled: true})
 	l := newPlugin(t, fake.URL(), func(l *Librato) {
 		l.API = apiAuto
-		l.DefaultSource = "telegraf"
+		l.DefaultSource = taglessSource
 		l.MaxNewSeries = 1
 	})
-	known, _ := tagless(10, "telegraf")
+	known, _ := tagless(10)
 	require.NoError(t, l.Write(known)) // the first flush's series are taken as known
 	fresh := []telegraf.Metric{metric.New("new", nil, map[string]any{"a": 1.0, "b": 2.0, "c": 3.0}, time.Now())}
 	require.NoError(t, l.Write(fresh))
