@@ -474,8 +474,8 @@ func TestAutoSwitchMidFlushSendsNothingTwice(t *testing.T) {
 	require.Equal(t, apiLegacy, l.apis.learned)
 }
 
-// htmlNotEnabled is a firewall's 403 page that happens to say "not enabled".
-var htmlNotEnabled = []byte(`<html><head><title>403 Forbidden</title></head><body><h1>Access denied</h1>` +
+// firewallNotEnabledPage is a firewall's 403 page that happens to say "not enabled".
+var firewallNotEnabledPage = []byte(`<html><head><title>403 Forbidden</title></head><body><h1>Access denied</h1>` +
 	`<p>This feature is not enabled for your network.</p></body></html>`)
 
 // TestAutoHTMLNotEnabledDecidesNothing: a 403 HTML page containing "not
@@ -487,7 +487,7 @@ func TestAutoHTMLNotEnabledDecidesNothing(t *testing.T) {
 	fake.SetFault(func(_ int, r *fakelibrato.Received) fakelibrato.Action {
 		if strings.HasSuffix(r.Path, taggedPath) {
 			return fakelibrato.Action{Status: http.StatusForbidden,
-				Header: http.Header{"Content-Type": {"text/html"}}, Body: htmlNotEnabled}
+				Header: http.Header{"Content-Type": {"text/html"}}, Body: firewallNotEnabledPage}
 		}
 		return fakelibrato.Action{}
 	})

@@ -65,6 +65,10 @@ type sender struct {
 	committed atomic.Int64 // requests in flight or holding a pacing slot
 	bufs      sync.Pool    // *payload
 	gzips     sync.Pool    // *gzip.Writer
+
+	// flushAccepted: a request of the last deliver was accepted by its
+	// endpoint, the only evidence api = "auto" may learn from.
+	flushAccepted bool
 }
 
 func newSender(cfg senderConfig, st *stats, log telegraf.Logger) *sender {

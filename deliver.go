@@ -57,8 +57,7 @@ type flush struct {
 	startBy     time.Time // no request starts later (see newFlush)
 	settled     []bool    // per point: accepted, or dropped on proof
 	budget      atomic.Int64
-	// accepted: a request of this flush was accepted (api = "auto" learns
-	// the account takes tagged measurements only from that).
+	// accepted: a request of this flush was accepted (see lastAccepted).
 	accepted atomic.Bool
 	// awaitingEvidence are single measurements Librato rejected before
 	// the endpoint had accepted anything; the end of the flush decides.
@@ -69,35 +68,40 @@ type flush struct {
 	otherFailures    int
 }
 
+// lastAccepted reports whether the last deliver had a request accepted at
+// its endpoint (a flush that sent nothing, or was refused, had none).
+func (s *sender) lastAccepted() bool { return s.flushAccepted }
+
 // deliver sends pts and returns nil when every point is settled. On error,
 // the ledger remembers what was settled, so that Telegraf's retry of the same
 // metrics does not send those again. start is when the Write began: its
-// deadline holds for everything the Write sends. accepted: ep accepted a
-// request of this flush.
-func (s *sender) deliver(pts []point, led *ledger, ep endpoint, start time.Time) (accepted bool, err error) {
+// deadline holds for everything the Write sends.
+func (s *sender) deliver(pts []point, led *ledger, ep endpoint, start time.Time) error {
+	s.flushAccepted = false
 	if s.client == nil {
-		return false, errors.New("not connected: Connect was not called")
+		return errors.New("not connected: Connect was not called")
 	}
 	pts, carried := led.skipSettled(pts, s.stats)
 	if len(pts) == 0 {
 		led.reset()
-		return false, nil
+		return nil
 	}
 	f, err := s.newFlush(len(pts), ep, start)
 	if err != nil {
-		return false, err
+		return err
 	}
 	defer f.end()
 
 	batches := s.batches(pts)
 	f.budget.Store(int64(splitRequests + splitRequestsPerBatch*len(batches)))
 	f.run(pts, batches)
+	s.flushAccepted = f.accepted.Load()
 	f.judgeAwaitingEvidence()
 	f.rejections.report(s.log)
 
 	if f.err == nil {
 		led.reset()
-		return f.accepted.Load(), nil
+		return nil
 	}
 	led.record(pts, f.settled, carried)
 	done := 0
@@ -110,7 +114,7 @@ func (s *sender) deliver(pts []point, led *ledger, ep endpoint, start time.Time)
 	if f.otherFailures > 0 {
 		err = fmt.Errorf("%w (and %d other failed request(s))", err, f.otherFailures)
 	}
-	return f.accepted.Load(), fmt.Errorf("%d of %d measurements settled, the rest stay buffered for the next flush: %w",
+	return fmt.Errorf("%d of %d measurements settled, the rest stay buffered for the next flush: %w",
 		done, len(pts), err)
 }
 

@@ -340,16 +340,17 @@ func (l *Librato) Write(metrics []telegraf.Metric) error {
 	if !l.ledger.pending() {
 		tagged = l.apis.forFlush(now)
 	}
-	conv, accepted, err := l.deliver(metrics, tagged, start)
-	if tagged && l.fallBack(accepted, err, conv, now) {
+	err := l.deliver(metrics, tagged, start)
+	if tagged && l.fallBack(l.sender.lastAccepted(), err, now) {
 		// What the tagged API stored is in the ledger, under keys the
 		// legacy conversion shares: it is not sent again. The same Write's
 		// deadline holds for the second try.
 		l.settleScreens(false)
-		conv.release()
+		l.conv[index(true)].release()
 		tagged = false
-		conv, _, err = l.deliver(metrics, false, start)
+		err = l.deliver(metrics, false, start)
 	}
+	conv := l.conv[index(tagged)]
 	l.settleScreens(err == nil)
 	if err == nil {
 		conv.reportDrops()
@@ -368,7 +369,7 @@ func (l *Librato) Write(metrics []telegraf.Metric) error {
 // API can take (a tagged flush that succeeded without an acceptance stored
 // nothing, so the legacy API gets all of it). A failure that decided nothing
 // keeps the flush on tagged, for Telegraf's retry.
-func (l *Librato) fallBack(accepted bool, err error, conv *converter, now time.Time) bool {
+func (l *Librato) fallBack(accepted bool, err error, now time.Time) bool {
 	if l.API != apiAuto {
 		return false
 	}
@@ -379,7 +380,7 @@ func (l *Librato) fallBack(accepted bool, err error, conv *converter, now time.T
 	case accepted:
 		l.apis.learn(true, now)
 	}
-	return err == nil && l.taglessUndecided(conv)
+	return err == nil && l.taglessUndecided(l.conv[index(true)])
 }
 
 // taglessUndecided reports whether the tagged conversion dropped metrics
@@ -397,17 +398,16 @@ func (l *Librato) taglessUndecided(conv *converter) bool {
 }
 
 // deliver converts, screens and delivers metrics to one API. The caller
-// settles the screens, reports the converter's drops and releases it once
-// it knows which API the Write finally used.
-func (l *Librato) deliver(metrics []telegraf.Metric, tagged bool, start time.Time) (*converter, bool, error) {
+// settles the screens, reports the API's converter's drops and releases it
+// once it knows which API the Write finally used.
+func (l *Librato) deliver(metrics []telegraf.Metric, tagged bool, start time.Time) error {
 	conv := l.conv[index(tagged)]
 	points := l.screen(metrics, conv.convert(metrics), conv, tagged)
 	ep := l.sender.cfg.endpoints.legacy
 	if tagged {
 		ep = l.sender.cfg.endpoints.tagged
 	}
-	accepted, err := l.sender.deliver(points, &l.ledger, ep, start)
-	return conv, accepted, err
+	return l.sender.deliver(points, &l.ledger, ep, start)
 }
 
 // Close closes the HTTP client's connections; Connect opens it again.
