@@ -510,22 +510,3 @@ func TestAutoHTMLNotEnabledDecidesNothing(t *testing.T) {
 	requireExactlyOnceIn(t, fake, apiTagged, want)
 	require.Empty(t, fake.Gauges())
 }
-
-// TestAutoTaglessKeepsTheSeriesGuard: flushes of tagless metrics, which
-// auto sends to the legacy API while undecided, stay under max_new_series:
-// the empty tagged try does not make the guard take a later flush's series
-// as known.
-func TestAutoTaglessKeepsTheSeriesGuard(t *testing.T) {
-	fake := newFake(t, fakelibrato.Options{TaggedDisabled: true})
-	l := newPlugin(t, fake.URL(), func(l *Librato) {
-		l.API = apiAuto
-		l.DefaultSource = taglessSource
-		l.MaxNewSeries = 1
-	})
-	known, _ := tagless(10)
-	require.NoError(t, l.Write(known)) // the first flush's series are taken as known
-	fresh := []telegraf.Metric{metric.New("new", nil, map[string]any{"a": 1.0, "b": 2.0, "c": 3.0}, time.Now())}
-	require.NoError(t, l.Write(fresh))
-	require.Equal(t, int64(2), l.stats.dropped[reasonSeriesLimit].Get(), "one new series admitted, two dropped")
-	require.Zero(t, countAuto(fake, "source").taggedRequests)
-}
