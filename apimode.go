@@ -98,12 +98,33 @@ func defaultAPIURL(api string) string {
 }
 
 // apiChoice picks the API of each flush.
+//
+// With api = "auto" it decides only from the tagged API's own answers to
+// requests that were sent: an acceptance (2xx) of a tagged request means the
+// account takes tag-based measurements; Librato's 403 "not enabled" JSON
+// means it does not, and the flush falls back to the legacy API in the same
+// Write. Nothing else decides: not a flush that sent nothing, not a legacy
+// success, not a proxy's page. A legacy decision is asked again
+// recheckTagged after it was taken, however many flushes succeed meanwhile.
+//
+// Metrics without tags: while the account is not known to take tagged
+// measurements, a flush whose tagged conversion drops metrics for having no
+// tags asks the tagged API with the rest. If that decides "tagged", the
+// no_tags drops are real (as with api = "tagged"); if it decides "legacy",
+// or nothing could be asked or decided (nothing but tagless metrics, say),
+// the whole flush goes to the legacy API, where they have a source. Either
+// way nothing is dropped for lack of tags on inference.
 type apiChoice struct {
 	mode string // legacy, tagged or auto
+	// now is the clock of decisions and re-checks (time.Now unless a
+	// test sets it): they span days, so tests must not wait for them.
+	now func() time.Time
 
-	mu         sync.Mutex
-	learned    string // auto: "", legacy or tagged
-	learnedAt  time.Time
+	mu      sync.Mutex
+	learned string // auto: "", legacy or tagged
+	// decidedAt: when learned was decided, from which a legacy decision's
+	// re-check is counted.
+	decidedAt  time.Time
 	logLearned func(tagged bool)
 }
 
@@ -112,13 +133,22 @@ type apiChoice struct {
 func (a *apiChoice) forFlush(now time.Time) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return chooseTagged(a.mode, a.learned, a.learnedAt, now)
+	return chooseTagged(a.mode, a.learned, a.decidedAt, now)
+}
+
+// taggedKnown reports whether the tagged API is the account's for sure:
+// api = "tagged", or auto after a tagged request was accepted. Only then are
+// the tagged conversion's no_tags drops final.
+func (a *apiChoice) taggedKnown() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.mode == apiTagged || a.mode == apiAuto && a.learned == apiTagged
 }
 
 // chooseTagged is the policy: auto tries tagged until the account says it
-// has no tag-based measurements, then stays with legacy, asking again after
-// recheckTagged.
-func chooseTagged(mode, learned string, learnedAt, now time.Time) bool {
+// has no tag-based measurements, then stays with legacy, asking again
+// recheckTagged after that decision.
+func chooseTagged(mode, learned string, decidedAt, now time.Time) bool {
 	switch mode {
 	case apiTagged:
 		return true
@@ -126,25 +156,37 @@ func chooseTagged(mode, learned string, learnedAt, now time.Time) bool {
 		return false
 	}
 	if learned == apiLegacy {
-		return now.Sub(learnedAt) >= recheckTagged
+		return now.Sub(decidedAt) >= recheckTagged
 	}
 	return true
 }
 
-// learn records what a flush found out; it reports whether that changed.
-func (a *apiChoice) learn(tagged bool, now time.Time) {
+// learn records an answer of the tagged API in auto mode: accepted (the
+// account takes tagged measurements) or "not enabled". Call it for nothing
+// else.
+func (a *apiChoice) learn(accepted bool, now time.Time) {
 	if a.mode != apiAuto {
 		return
 	}
-	api := apiLegacy
-	if tagged {
-		api = apiTagged
-	}
 	a.mu.Lock()
-	changed := a.learned != api
-	a.learned, a.learnedAt = api, now
+	learned, decidedAt := decide(a.learned, a.decidedAt, accepted, now)
+	changed := learned != a.learned
+	a.learned, a.decidedAt = learned, decidedAt
 	a.mu.Unlock()
 	if changed && a.logLearned != nil {
-		a.logLearned(tagged)
+		a.logLearned(accepted)
 	}
+}
+
+// decide is the learning policy. A "not enabled" is a legacy decision taken
+// now, also when it confirms an earlier one (a re-check): the next re-check
+// is counted from it. An acceptance confirming "tagged" changes nothing.
+func decide(learned string, decidedAt time.Time, accepted bool, now time.Time) (string, time.Time) {
+	switch {
+	case !accepted:
+		return apiLegacy, now
+	case learned == apiTagged:
+		return learned, decidedAt
+	}
+	return apiTagged, now
 }

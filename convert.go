@@ -2,14 +2,15 @@ package librato
 
 import (
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"strings"
-
-	"github.com/seed-d22a899f/librato/internal/delivery"
 
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/filter"
 	"github.com/influxdata/telegraf/plugins/serializers/graphite"
+
+	"github.com/seed-d22a899f/librato/internal/delivery"
 )
 
 // Conversion buffers are kept between flushes up to these sizes (about
@@ -30,6 +31,10 @@ type converterConfig struct {
 	tagsExclude       []string
 	extraTags         map[string]string
 	summaries         bool
+	// tagSeed seeds the series' TagSet hash. Both converters of api = "auto"
+	// must share it: the ledger's keys are then the same for both APIs.
+	// Zero means a seed of the converter's own.
+	tagSeed maphash.Seed
 }
 
 // The converter's output types live with the delivery core that sends them.
@@ -59,6 +64,9 @@ type converter struct {
 }
 
 func newConverter(cfg converterConfig, st *stats, log telegraf.Logger) (*converter, error) {
+	if cfg.tagSeed == (maphash.Seed{}) {
+		cfg.tagSeed = maphash.MakeSeed()
+	}
 	c := &converter{cfg: cfg, log: log, stats: st}
 	c.names.startOver()
 	c.series.startOver()
@@ -84,7 +92,9 @@ func newConverter(cfg converterConfig, st *stats, log telegraf.Logger) (*convert
 }
 
 // convert returns the points of all metrics. The slice is reused by the next
-// call; release it with release when the flush is done with it.
+// call; release it with release when the flush is done with it. What it
+// drops is reported only by reportDrops: with api = "auto" the flush may
+// still go to the other API, whose conversion drops other things.
 func (c *converter) convert(metrics []telegraf.Metric) []point {
 	fields := 0
 	for _, m := range metrics {
@@ -96,8 +106,20 @@ func (c *converter) convert(metrics []telegraf.Metric) []point {
 	for _, m := range metrics {
 		c.convertMetric(m)
 	}
-	c.drops.flush(c.log)
 	return c.points
+}
+
+// dropped is how many measurements the last convert dropped for reason.
+func (c *converter) dropped(reason dropReason) int { return c.drops.count[reason] }
+
+// reportDrops logs and counts the last convert's drops. The plugin calls it
+// once a Write is delivered, for the API the Write finally used: a failed
+// Write's metrics come back in Telegraf's retry, which would count them
+// again, and a conversion the Write did not send (the tagged one, before a
+// fallback to legacy) dropped nothing.
+func (c *converter) reportDrops() {
+	c.drops.report(c.log, c.stats)
+	c.drops.reset()
 }
 
 // release ends a flush's use of the points: it drops their references
@@ -231,7 +253,30 @@ func (c *converter) seriesFor(m telegraf.Metric) *series {
 	return s
 }
 
+// newSeries builds the series of the metric's tag set, with its TagSet.
 func (c *converter) newSeries(m telegraf.Metric) *series {
+	s := c.seriesOf(m)
+	s.TagSet = tagSetHash(c.cfg.tagSeed, m.TagList())
+	return s
+}
+
+// tagSetHash hashes the bytes of the series cache key (each tag's key and
+// value, NUL-terminated) without building them: a tag set too large for the
+// cache gets the same hash it would have had in it. It depends on the raw
+// tags only, not on the API's conversion of them.
+func tagSetHash(seed maphash.Seed, tags []*telegraf.Tag) uint64 {
+	var h maphash.Hash
+	h.SetSeed(seed)
+	for _, t := range tags {
+		h.WriteString(t.Key)
+		h.WriteByte(0)
+		h.WriteString(t.Value)
+		h.WriteByte(0)
+	}
+	return h.Sum64()
+}
+
+func (c *converter) seriesOf(m telegraf.Metric) *series {
 	override, hasOverride := "", false
 	if c.cfg.sourceOverrideTag != "" {
 		override, hasOverride = m.GetTag(c.cfg.sourceOverrideTag)
@@ -323,8 +368,9 @@ func (c *converter) dropMetric(m telegraf.Metric, reason dropReason, problem str
 			n++
 		}
 	}
-	c.stats.dropped[reason].Incr(int64(n))
-	c.log.Debugf("Skipping metric %q (%d measurements): %s", m.Name(), n, problem)
+	if c.debugging() {
+		c.drops.detail(fmt.Sprintf("Skipping metric %q (%d measurements): %s", m.Name(), n, problem))
+	}
 	if c.drops.wantsExample(reason) {
 		c.drops.example[reason] = fmt.Sprintf("metric %q: %s", m.Name(), problem)
 	}
@@ -332,28 +378,61 @@ func (c *converter) dropMetric(m telegraf.Metric, reason dropReason, problem str
 }
 
 func (c *converter) dropPoint(name string, s *series, reason dropReason, problem string) {
-	c.stats.dropped[reason].Incr(1)
-	c.log.Debugf("Skipping %s (%s): %s", name, s, problem)
+	if c.debugging() {
+		c.drops.detail(fmt.Sprintf("Skipping %s (%s): %s", name, s, problem))
+	}
 	if c.drops.wantsExample(reason) {
 		c.drops.example[reason] = name + ": " + problem
 	}
 	c.drops.count[reason]++
 }
 
+// maxDropDetails bounds the debug lines one flush keeps for its drops until
+// it is reported; the warning per reason carries the full count.
+const maxDropDetails = 100
+
 // dropLog condenses one flush's conversion drops into a line per reason, so a
 // thousand NaNs give one warning that names an example, not a thousand lines.
+// It holds them until the flush is reported (see reportDrops).
 type dropLog struct {
 	count   [numReasons]int
 	example [numReasons]string
+	// details: a debug line per drop, kept only when debug is logged.
+	details     []string
+	moreDetails int
 }
 
-func (d *dropLog) reset() { *d = dropLog{} }
+func (d *dropLog) reset() {
+	clear(d.details)
+	*d = dropLog{details: d.details[:0]}
+}
 
 func (d *dropLog) wantsExample(r dropReason) bool { return d.count[r] == 0 }
 
-func (d *dropLog) flush(log telegraf.Logger) {
+// debugging: building a drop's debug line allocates, so only when it is
+// logged.
+func (c *converter) debugging() bool {
+	return c.log.Level().Includes(telegraf.Debug)
+}
+
+func (d *dropLog) detail(line string) {
+	if len(d.details) == maxDropDetails {
+		d.moreDetails++
+		return
+	}
+	d.details = append(d.details, line)
+}
+
+func (d *dropLog) report(log telegraf.Logger, st *stats) {
+	for _, line := range d.details {
+		log.Debug(line)
+	}
+	if d.moreDetails > 0 {
+		log.Debugf("Skipping %d more measurement(s) or metric(s) (see the warnings)", d.moreDetails)
+	}
 	for r, n := range d.count {
 		if n > 0 {
+			st.dropped[r].Incr(int64(n))
 			log.Warnf("Dropped %d measurement(s) (%s), e.g. %s", n, dropReason(r), d.example[r])
 		}
 	}

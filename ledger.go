@@ -13,7 +13,9 @@ import (
 // their keys.
 type ledger struct {
 	// pendingTagged: the API of the failed flush whose settled
-	// measurements the ledger holds.
+	// measurements the ledger holds. Its retry goes there too (the keys
+	// would match in the other API, but a retry is the same flush, and its
+	// answers the same evidence).
 	pendingTagged bool
 
 	seed maphash.Seed
@@ -64,7 +66,11 @@ func (l *ledger) record(pts []point, settled []bool, carried []uint64) {
 	l.done = done
 }
 
-// key identifies a measurement by everything that is sent of it.
+// key identifies a measurement the same way whichever API it was converted
+// for: by its metric's raw tag set (Series.TagSet), its Librato name (the
+// same in both APIs), time and value or summary. With api = "auto" a flush
+// that switches to the legacy API in the middle then skips what the tagged
+// API already stored, and the reverse.
 func (l *ledger) key(p *point) uint64 {
 	if l.seed == (maphash.Seed{}) {
 		l.seed = maphash.MakeSeed()
@@ -73,14 +79,11 @@ func (l *ledger) key(p *point) uint64 {
 	h.SetSeed(l.seed)
 	h.WriteString(p.Name)
 	h.WriteByte(0)
-	h.WriteString(p.Series.Source)
-	h.WriteByte(0)
-	h.WriteString(p.Series.Tags)
 	var sm summary
 	if p.Summary != nil {
 		sm = *p.Summary
 	}
-	for _, v := range []uint64{uint64(p.Time), math.Float64bits(p.Value), uint64(sm.Count),
+	for _, v := range []uint64{p.Series.TagSet, uint64(p.Time), math.Float64bits(p.Value), uint64(sm.Count),
 		math.Float64bits(sm.Sum), math.Float64bits(sm.Min), math.Float64bits(sm.Max), math.Float64bits(sm.Std)} {
 		var b [8]byte
 		binary.LittleEndian.PutUint64(b[:], v)

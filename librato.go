@@ -8,6 +8,7 @@ package librato
 import (
 	_ "embed"
 	"errors"
+	"hash/maphash"
 	"net/http"
 	"sync"
 	"time"
@@ -73,6 +74,10 @@ type Librato struct {
 	sender *sender
 	stats  *stats
 
+	// tagSeed seeds both converters' tag-set hashes, so that a measurement
+	// has the same ledger key in both APIs.
+	tagSeed maphash.Seed
+
 	// mu serialises Connect, Write and Close: the converter's buffers, the
 	// delivery ledger and the HTTP client belong to one of them at a time.
 	// Telegraf never overlaps them; where something else does, Connect and
@@ -102,6 +107,7 @@ func (l *Librato) Init() error {
 	}
 
 	l.stats = newStats(withoutUser(endpoint))
+	l.tagSeed = maphash.MakeSeed()
 	for _, tagged := range []bool{false, true} {
 		if l.API == apiAuto || tagged == (l.API == apiTagged) {
 			if l.conv[index(tagged)], err = newConverter(l.converterConfig(tagged), l.stats, l.Log); err != nil {
@@ -112,8 +118,10 @@ func (l *Librato) Init() error {
 	if err := l.initScreens(); err != nil {
 		return l.redactError(err)
 	}
-	l.apis = apiChoice{mode: l.API, logLearned: l.logLearnedAPI}
 	l.sender = newSender(l.senderConfig(eps), l.stats, l.Log)
+	// One clock for deadlines and decisions: a simulation's fake time
+	// drives the 24-hour re-check too.
+	l.apis = apiChoice{mode: l.API, now: l.sender.now, logLearned: l.logLearnedAPI}
 	return nil
 }
 
@@ -143,6 +151,7 @@ func (l *Librato) converterConfig(tagged bool) converterConfig {
 		tagsExclude:       l.TagsExclude,
 		extraTags:         l.ExtraTags,
 		summaries:         l.Summaries,
+		tagSeed:           l.tagSeed,
 	}
 }
 
@@ -196,30 +205,73 @@ func (l *Librato) Write(metrics []telegraf.Metric) error {
 	}
 
 	start := l.sender.now() // the delivery core's clock: a simulation's fake time
-	// A failed flush's retry goes to the API that flush used: its settled
-	// measurements are in the ledger under that API's keys.
+	now := l.apis.now()
+	// A failed flush's retry goes to the API that flush used: it is the
+	// same flush, whose answers are the evidence auto mode decides from.
 	tagged := l.ledger.pendingTagged
 	if !l.ledger.pending() {
-		tagged = l.apis.forFlush(start)
+		tagged = l.apis.forFlush(now)
 	}
 	err := l.deliver(metrics, tagged, start)
-	switch {
-	case err == nil:
-		l.apis.learn(tagged, start)
-	case tagged && l.API == apiAuto && errors.Is(err, errTagsNotEnabled):
-		// Nothing of this flush was stored: the account refused all of it.
-		// The same Write's deadline holds for the second try.
-		l.apis.learn(false, start)
-		l.ledger.reset()
+	if tagged && l.fallBack(l.sender.lastAccepted(), err, now) {
+		// What the tagged API stored is in the ledger, under keys the
+		// legacy conversion shares: it is not sent again. The same Write's
+		// deadline holds for the second try.
+		l.settleScreens(false)
+		l.conv[index(true)].release()
 		tagged = false
 		err = l.deliver(metrics, false, start)
 	}
+	conv := l.conv[index(tagged)]
+	l.settleScreens(err == nil)
+	if err == nil {
+		conv.reportDrops()
+	}
+	conv.release()
 	if err != nil {
 		l.ledger.pendingTagged = tagged
 	}
 	return err
 }
 
+// fallBack learns from a tagged flush's answers (api = "auto") and reports
+// whether the flush must go to the legacy API instead: Librato said the
+// account has no tag-based measurements, or nothing decided that it has and
+// the tagged conversion dropped metrics for having no tags, which the legacy
+// API can take (a tagged flush that succeeded without an acceptance stored
+// nothing, so the legacy API gets all of it). A failure that decided nothing
+// keeps the flush on tagged, for Telegraf's retry.
+func (l *Librato) fallBack(accepted bool, err error, now time.Time) bool {
+	if l.API != apiAuto {
+		return false
+	}
+	switch {
+	case errors.Is(err, errTagsNotEnabled):
+		l.apis.learn(false, now)
+		return true
+	case accepted:
+		l.apis.learn(true, now)
+	}
+	return err == nil && l.taglessUndecided(l.conv[index(true)])
+}
+
+// taglessUndecided reports whether the tagged conversion dropped metrics
+// for having no tags while api = "auto" does not know that the account
+// takes tagged measurements: dropping them would be an inference, and the
+// legacy API can take them (see apiChoice).
+func (l *Librato) taglessUndecided(conv *converter) bool {
+	n := conv.dropped(reasonNoTags)
+	if n == 0 || l.apis.taggedKnown() {
+		return false
+	}
+	l.Log.Debugf(`api = "auto": %d measurement(s) have no tags and the account is not known to take tagged ones; this flush goes to %s`,
+		n, l.sender.cfg.endpoints.legacy.url)
+	return true
+}
+
+// deliver converts, screens and delivers metrics to one API. The caller
+// settles the screens, reports the API's converter's drops and releases it
+// once it knows which API the Write finally used.
 func (l *Librato) deliver(metrics []telegraf.Metric, tagged bool, start time.Time) error {
 	conv := l.conv[index(tagged)]
 	points := l.screen(metrics, conv.convert(metrics), conv, tagged)
@@ -227,10 +279,7 @@ func (l *Librato) deliver(metrics []telegraf.Metric, tagged bool, start time.Tim
 	if tagged {
 		ep = l.sender.cfg.endpoints.tagged
 	}
-	err := l.sender.deliver(points, &l.ledger, ep, start)
-	l.settleScreens(err == nil)
-	conv.release()
-	return err
+	return l.sender.deliver(points, &l.ledger, ep, start)
 }
 
 // Close closes the HTTP client's connections; Connect opens it again.

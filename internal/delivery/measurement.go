@@ -12,6 +12,10 @@ type Series struct {
 	Tags    string
 	Problem string // non-empty: nothing of this series can be sent
 	Reason  int    // the converter's drop reason when Problem is set
+	// TagSet identifies the metric's raw tag list (a hash of it), the same
+	// whichever API the series is converted for: the plugin's ledger keys
+	// on it, so a switch of API does not resend what either API stored.
+	TagSet uint64
 }
 
 // String describes the series for log lines, in the terms of the API used.
