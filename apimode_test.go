@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/seed-d22a899f/librato/internal/fakelibrato"
+	"github.com/seed-d22a899f/librato/internal/testclock"
 )
 
 func TestResolveEndpoints(t *testing.T) {
@@ -82,7 +83,7 @@ func TestResolveEndpoints(t *testing.T) {
 
 // autoEpoch is the fake time of the auto-mode tests' decisions: no test
 // depends on the real date.
-var autoEpoch = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+var autoEpoch = testclock.Epoch()
 
 func TestChooseTagged(t *testing.T) {
 	now := autoEpoch
