@@ -84,6 +84,7 @@ type Sender struct {
 	accepted  atomic.Bool
 	clampOnce sync.Once
 	pace      pacer
+	limit     *bodyLimit   // the endpoint's body limit, learned from 413s
 	committed atomic.Int64 // requests in flight or holding a pacing slot
 	bufs      sync.Pool    // *payload
 	gzips     sync.Pool    // *gzip.Writer
@@ -98,6 +99,7 @@ func New(cfg Config) *Sender {
 	s.bufs.New = func() any { return &payload{pool: &s.bufs} }
 	s.gate = rateGate{clock: s.clock, maxPause: cfg.MaxRetryAfter, onClamp: s.logClampedPause}
 	s.pace = pacer{maxReset: cfg.MaxRetryAfter}
+	s.limit = newBodyLimit(maxBodyBytes)
 	return s
 }
 

@@ -1,11 +1,9 @@
 package delivery
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,7 +55,7 @@ type flush struct {
 	deadline    time.Time // everything ends here (sendBy + timeout)
 	startBy     time.Time // no request starts later (see newFlush)
 	settled     []bool    // per point: accepted, or dropped on proof
-	budget      atomic.Int64
+	budget      splitBudget
 	accepted    atomic.Bool // some request of this flush was accepted
 	// awaitingEvidence are single measurements Librato rejected before
 	// the endpoint had accepted anything; the end of the flush decides.
@@ -89,7 +87,7 @@ func (s *Sender) Deliver(ms []Measurement, ep Endpoint, start time.Time) (Result
 	defer f.end()
 
 	batches := s.batches(ms)
-	f.budget.Store(int64(ExtraRequests + ExtraRequestsPerBatch*len(batches)))
+	f.budget.reset(len(batches))
 	f.run(ms, batches)
 	f.judgeAwaitingEvidence()
 	f.rejections.report(s.log)
@@ -143,13 +141,13 @@ func (f *flush) end() {
 }
 
 // batches cuts pts into ranges of at most measurements_per_request points
-// and about maxBodyBytes.
+// and about the body limit learned so far (bodylimit.go).
 func (s *Sender) batches(pts []Measurement) [][2]int {
 	var out [][2]int
-	start, size := 0, 0
+	start, size, limit := 0, 0, s.limit.size()
 	for i := range pts {
 		n := encodedSize(&pts[i])
-		if i > start && (i-start == s.cfg.MeasurementsPerRequest || size+n > maxBodyBytes) {
+		if i > start && (i-start == s.cfg.MeasurementsPerRequest || size+n > limit) {
 			out = append(out, [2]int{start, i})
 			start, size = i, 0
 		}
@@ -170,7 +168,7 @@ func (f *flush) run(pts []Measurement, batches [][2]int) {
 					return
 				}
 				lo, hi := batches[i][0], batches[i][1]
-				if err := f.send(pts[lo:hi], f.settled[lo:hi], false); err != nil {
+				if err := f.send(pts[lo:hi], f.settled[lo:hi], batchTry); err != nil {
 					f.fail(err)
 					return
 				}
@@ -218,8 +216,11 @@ func (f *flush) mayStart() error {
 // send delivers pts, retrying transient failures within the retry budget,
 // splitting what is too large and isolating what Librato rejects. An error
 // means the flush must stop; measurements left unsettled for other reasons
-// are recorded with leave. extra marks a request paid from the split budget.
-func (f *flush) send(pts []Measurement, settled []bool, extra bool) error {
+// are recorded with leave. t says whether the split budget paid for it.
+func (f *flush) send(pts []Measurement, settled []bool, t try) error {
+	if len(pts) > 1 && bodySize(pts) > f.s.limit.size() {
+		return f.cut(pts, settled, t) // the limit shrank since the batch was cut
+	}
 	body, err := f.s.encode(pts, f.ep.Tagged)
 	if err != nil {
 		return err
@@ -240,9 +241,10 @@ func (f *flush) send(pts []Measurement, settled []bool, extra bool) error {
 		}
 		switch o.kind {
 		case delivered:
-			if extra {
-				f.budget.Add(1) // progress: give the request back
+			if t != batchTry {
+				f.budget.accepted() // progress: it gives back more than it cost
 			}
+			f.s.limit.accepted(bodySize(pts), f.s.clock.Now())
 			f.accepted.Store(true)
 			f.s.stats.Written.Incr(int64(len(pts)))
 			f.s.stats.APIFailed.Incr(int64(o.apiFailed))
@@ -256,15 +258,15 @@ func (f *flush) send(pts []Measurement, settled []bool, extra bool) error {
 				return err
 			}
 		case tooLarge:
-			if len(pts) == 1 {
-				// Far below any body limit of Librato's: whatever answered
-				// 413 is not judging this measurement.
+			if f.s.limit.refused(bodySize(pts), len(pts), f.s.clock.Now()) == notSize {
+				// A single measurement, or a body of a size the endpoint
+				// took lately: whatever answered 413 is not judging size.
 				f.leave(o.err)
 				return nil
 			}
 			return f.split(pts, settled, o)
 		case rejected:
-			return f.isolate(pts, settled, o)
+			return f.isolate(pts, settled, o, t)
 		default:
 			return o.err
 		}
@@ -311,60 +313,33 @@ func (f *flush) backoff(attempt int, o outcome) error {
 	return f.s.clock.Sleep(f.stop, wait)
 }
 
-// spend takes n requests from the flush's split budget.
-func (f *flush) spend(n int64) bool {
-	if f.budget.Add(-n) >= 0 {
-		return true
-	}
-	f.budget.Add(n)
-	return false
-}
-
-// split halves a request answered 413.
+// split cuts a request answered 413 at the body limit just learned.
 func (f *flush) split(pts []Measurement, settled []bool, o outcome) error {
-	if !f.spend(2) {
+	if !f.budget.spend(pieces(pts, f.s.limit.size())) {
 		f.leave(fmt.Errorf("%w: %d measurements not sent: %w", errSplitBudget, len(pts), o.err))
 		return nil
 	}
-	k := len(pts) / 2
-	return f.sendParts(pts[:k], settled[:k], pts[k:], settled[k:])
+	return f.cut(pts, settled, extraTry)
 }
 
-// isolate finds the measurements of a rejected request: the ones the error
-// names go alone, the rest are halved after ordering by time (rejections
-// for age affect a prefix), and a request of one measurement that Librato
-// rejects is proof (see proven). Past the split budget the rest stays
-// unsettled for the next flush, which goes on from there.
-func (f *flush) isolate(pts []Measurement, settled []bool, o outcome) error {
+// isolate finds the measurements of a rejected request, in the order the
+// rejection suggests (search.go). A request of one measurement that Librato
+// rejects is judged at the end of the flush (see proven), so the search can
+// tell from settled whether its guess was right. Past the split budget the
+// rest stays unsettled for the next flush, which goes on from there.
+func (f *flush) isolate(pts []Measurement, settled []bool, o outcome, t try) error {
 	if len(pts) == 1 {
-		if proven(o, 1, f.s.accepted.Load()) {
-			f.drop(&pts[0], &settled[0], o)
-			return nil
-		}
 		f.mu.Lock()
 		f.awaitingEvidence = append(f.awaitingEvidence, rejectedPoint{&pts[0], &settled[0], o})
 		f.mu.Unlock()
 		return nil
 	}
-	if !f.spend(2) {
+	step := planSearch(pts, hintOf(o), t != blindTry)
+	if !f.budget.spend(step.requests(len(pts))) {
 		f.leave(fmt.Errorf("%w: %d measurements of a rejected request not yet singled out: %w", errSplitBudget, len(pts), o.err))
 		return nil
 	}
-	if k := partitionSuspects(pts, o); k > 0 && k < len(pts) {
-		// The others first: their acceptance is also the evidence that the
-		// endpoint takes requests, which proof needs.
-		return f.sendParts(pts[k:], settled[k:], pts[:k], settled[:k])
-	}
-	slices.SortStableFunc(pts, func(a, b Measurement) int { return cmp.Compare(a.Time, b.Time) })
-	k := len(pts) / 2
-	return f.sendParts(pts[:k], settled[:k], pts[k:], settled[k:])
-}
-
-func (f *flush) sendParts(a []Measurement, aSettled []bool, b []Measurement, bSettled []bool) error {
-	if err := f.send(a, aSettled, true); err != nil {
-		return err
-	}
-	return f.send(b, bSettled, true)
+	return f.search(pts, settled, step, t)
 }
 
 type rejectedPoint struct {
@@ -385,22 +360,6 @@ func (f *flush) judgeAwaitingEvidence() {
 		f.leave(fmt.Errorf("librato rejected %s (%s) but has accepted no request yet, which a rejection needs to count as proof; kept: %w",
 			r.p.Name, r.p.Series, r.o.err))
 	}
-}
-
-// partitionSuspects moves the points whose name or source the error blames
-// to the front and returns how many there are.
-func partitionSuspects(pts []Measurement, o outcome) int {
-	if len(o.names) == 0 && len(o.sources) == 0 {
-		return 0
-	}
-	k := 0
-	for i := range pts {
-		if slices.Contains(o.names, pts[i].Name) || slices.Contains(o.sources, pts[i].Series.Source) {
-			pts[k], pts[i] = pts[i], pts[k]
-			k++
-		}
-	}
-	return k
 }
 
 func (f *flush) drop(p *Measurement, settled *bool, o outcome) {
