@@ -150,3 +150,141 @@ func byKey(field, msg string) func(map[memGauge]bool) func(memGauge) (string, st
 		return func(g memGauge) (string, string, bool) { return field, msg, bad[g] }
 	}
 }
+
+// limitRun delivers fresh measurements each flush (what the last flush left
+// is sent again) and returns, per flush, the requests, the 413s and the
+// batches the flush would have at the configured size.
+type limitFlush struct{ requests, refused, batches int64 }
+
+func limitRun(t *testing.T, s *Sender, lib *memLibrato, clock *fakeClock, perFlush, flushCount int) ([]limitFlush, []Measurement) {
+	t.Helper()
+	var rows []limitFlush
+	var pending, all []Measurement
+	for k := range flushCount {
+		fresh := costWorkload(perFlush)
+		for i := range fresh {
+			fresh[i].Value += float64(k * perFlush) // new values: new keys
+		}
+		all = append(all, fresh...)
+		pending = append(pending, fresh...)
+		req, ref := lib.requests.Load(), lib.refused413.Load()
+		res, _ := s.Deliver(pending, Endpoint{URL: "https://metrics-api.librato.com/v1/metrics"}, clock.Now())
+		rows = append(rows, limitFlush{lib.requests.Load() - req, lib.refused413.Load() - ref, int64((len(pending) + 299) / 300)})
+		left := pending[:0]
+		for i := range pending {
+			if res.Settled == nil || !res.Settled[i] {
+				left = append(left, pending[i])
+			}
+		}
+		pending = left
+		clock.advance(10 * time.Second)
+	}
+	require.Empty(t, pending, "everything delivered by the last flush")
+	return rows, all
+}
+
+func limitRow(t *testing.T, lib *memLibrato, all []Measurement, rows []limitFlush) {
+	t.Helper()
+	dups := 0
+	for i := range all {
+		n := lib.stored[keyOf(&all[i])]
+		require.Positive(t, n, "%v was not delivered", keyOf(&all[i]))
+		dups += n - 1
+	}
+	require.Zero(t, dups, "duplicates")
+	var total int64
+	perBatch := make([]string, len(rows))
+	for i, r := range rows {
+		total += r.requests
+		perBatch[i] = fmt.Sprintf("%d/%d", r.requests, r.batches)
+	}
+	t.Logf("| %s | %d requests (per flush, requests/batches: %v) | %d delivered | 0 dropped | %d duplicated | %d flushes |",
+		t.Name(), total, perBatch, len(all), dups, len(rows))
+}
+
+// TestLimit413Proxy: a proxy refuses bodies over 12,000 bytes (a batch of
+// 300 is about 22,000). The first flush learns the limit from one 413 per
+// request in flight; later flushes cut their batches at it from the start:
+// two requests per batch of 300, no 413.
+func TestLimit413Proxy(t *testing.T) {
+	lib := &memLibrato{tooLarge: func(_ int, body []byte) bool { return len(body) > 12_000 }}
+	clock := &fakeClock{now: costStart}
+	s, rejected := costSender(t, lib, clock)
+	rows, all := limitRun(t, s, lib, clock, 30_000, 4)
+	require.Zero(t, rejected.Get())
+	require.LessOrEqual(t, rows[0].refused, int64(10), "one 413 per request in flight")
+	require.LessOrEqual(t, rows[0].requests, 2*rows[0].batches+10)
+	for _, r := range rows[1:] {
+		require.Zero(t, r.refused, "later flushes are cut at the learned limit")
+		require.Equal(t, 2*r.batches, r.requests)
+	}
+	limitRow(t, lib, all, rows)
+}
+
+// TestLimit413Outage: after a healthy flush, a proxy answers 413 to
+// everything for three flushes, then is healthy again. During the outage
+// each batch costs one request; afterwards batches are full size again.
+func TestLimit413Outage(t *testing.T) {
+	for _, cold := range []bool{false, true} {
+		t.Run(fmt.Sprintf("outage from the first flush=%v", cold), func(t *testing.T) {
+			clock := &fakeClock{now: costStart}
+			outage := func(k int) bool { return k >= 1 && k <= 3 }
+			if cold {
+				outage = func(k int) bool { return k <= 2 }
+			}
+			var flush int
+			lib := &memLibrato{tooLarge: func(int, []byte) bool { return outage(flush) }}
+			s, rejected := costSender(t, lib, clock)
+			var rows []limitFlush
+			var all []Measurement
+			// limitRun, one flush at a time, to know which flush it is.
+			var pending []Measurement
+			for flush = 0; flush < 5; flush++ {
+				fresh := costWorkload(9_000)
+				for i := range fresh {
+					fresh[i].Value += float64(flush * 9_000)
+				}
+				all, pending = append(all, fresh...), append(pending, fresh...)
+				req, ref := lib.requests.Load(), lib.refused413.Load()
+				res, _ := s.Deliver(pending, Endpoint{URL: "https://metrics-api.librato.com/v1/metrics"}, clock.Now())
+				rows = append(rows, limitFlush{lib.requests.Load() - req, lib.refused413.Load() - ref, int64((len(pending) + 299) / 300)})
+				left := pending[:0]
+				for i := range pending {
+					if res.Settled == nil || !res.Settled[i] {
+						left = append(left, pending[i])
+					}
+				}
+				pending = left
+				clock.advance(10 * time.Second)
+			}
+			require.Empty(t, pending)
+			require.Zero(t, rejected.Get())
+			for k, r := range rows {
+				switch {
+				case cold && k == 0:
+					// Halving until the bodies are too small to be the
+					// reason, in each request in flight, then one each.
+					require.LessOrEqual(t, r.requests, r.batches+10*12, "flush %d", k)
+				case outage(k):
+					require.LessOrEqual(t, r.requests, r.batches, "flush %d: one request per batch", k)
+				default:
+					require.Equal(t, r.batches, r.requests, "flush %d: full-size batches", k)
+				}
+			}
+			limitRow(t, lib, all, rows)
+		})
+	}
+}
+
+// TestLimitSingle413IsNotProof: a 413 to one measurement keeps it.
+func TestLimitSingle413IsNotProof(t *testing.T) {
+	lib := &memLibrato{tooLarge: func(int, []byte) bool { return true }}
+	clock := &fakeClock{now: costStart}
+	s, rejected := costSender(t, lib, clock)
+	ms := costWorkload(1)
+	res, err := s.Deliver(ms, Endpoint{URL: "https://metrics-api.librato.com/v1/metrics"}, clock.Now())
+	require.ErrorContains(t, err, "413")
+	require.Equal(t, []bool{false}, res.Settled)
+	require.Zero(t, rejected.Get())
+	require.Equal(t, int64(1), lib.requests.Load())
+}
