@@ -24,9 +24,9 @@ import (
 //     case), before anything else;
 //   - then by the field the error names: the oldest times first for
 //     measure_time (the newest first when the message speaks of the future),
-//     the longest names, sources or tag sets first for those fields, the most
-//     extreme magnitudes first for value, sum, min, max and the like, and
-//     measurements without the field last.
+//     the longest names, sources or tag sets first for those fields, extreme
+//     magnitudes (beyond 2^±64) first for value, sum, min, max and the like,
+//     and measurements without the field last.
 //
 // Measurements of one metric (one series at one time) tie for the fields
 // they share (time, source, tags), so they are tried together: they
@@ -149,18 +149,23 @@ func isSummaryField(field string) bool {
 	return false
 }
 
-// magnitude ranks a value by how far its binary exponent is from 0: the
-// huge and the tiny first, which is where number rules bite.
+// magnitude ranks a value by how far its binary exponent is from 0, when
+// that is extreme (beyond ±extremeExponent): the huge and the tiny first,
+// which is where number rules bite. Ordinary values tie, so a rule about
+// them is searched by halving rather than by a guess that is mostly wrong.
 func magnitude(v float64) int64 {
-	if v == 0 {
-		return 0
-	}
 	_, exp := math.Frexp(v)
 	if exp < 0 {
 		exp = -exp
 	}
+	if exp <= extremeExponent {
+		return 0
+	}
 	return int64(exp)
 }
+
+// extremeExponent: 2^64 is about 1.8e19, beyond any counter of bytes.
+const extremeExponent = 64
 
 func containsFold(list []string, s string) bool {
 	for _, x := range list {
