@@ -41,10 +41,10 @@ func telegrafFlushes(t *testing.T, l *Librato, fake *fakelibrato.Server, metrics
 }
 
 // TestDensePoisonCostThroughTelegraf: one bad measurement per 300 among
-// 100,000, the error naming its metric as Librato does. Every good one arrives once and
-// every bad one is dropped with proof within three flushes.
+// 100,000, the error naming its metric as Librato does. Every good one
+// arrives once and every bad one is dropped with proof within three flushes.
 func TestDensePoisonCostThroughTelegraf(t *testing.T) {
-	metrics, want := workload(33_334) // 100,002 gauges
+	metrics, want := workload(33_334)   // 100,002 gauges
 	rng := rand.New(rand.NewPCG(15, 4)) //nolint:gosec // a fixed seed, not a secret
 	bad := map[fakeKey]bool{}
 	for _, i := range rng.Perm(len(want))[:len(want)/300] {
@@ -79,7 +79,7 @@ func TestBodyLimitCostThroughTelegraf(t *testing.T) {
 	var refused []int
 	var all []fakeKey
 	for k := range 3 {
-		metrics, want := workload(10_000) // 30,000 gauges
+		metrics, want := workload(10_000)      // 30,000 gauges
 		shift := -time.Duration(k) * time.Hour // new keys each flush
 		for _, m := range metrics {
 			m.SetTime(m.Time().Add(shift))
