@@ -107,7 +107,6 @@ func TestBodyLimitGrowsBackCarefully(t *testing.T) {
 	require.Equal(t, 31*kb+256, b.size())
 	acceptN(16, t0.Add(64*time.Second))
 	require.Equal(t, 32*kb, b.size(), "never above the configured size")
-
 }
 
 // TestBodyLimitAgainstARealLimit: an endpoint that takes bodies up to 26 KiB,
@@ -117,8 +116,9 @@ func TestBodyLimitAgainstARealLimit(t *testing.T) {
 	const kb = 1 << 10
 	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	b := newBodyLimit(32 * kb)
-	var refusals []time.Duration
-	for sec := range 2 * 3600 {
+	const seconds = 2 * 3600
+	refusals := make([]time.Duration, 0, seconds)
+	for sec := range seconds {
 		now := t0.Add(time.Duration(sec) * time.Second)
 		size := b.size()
 		require.LessOrEqual(t, size, 32*kb)

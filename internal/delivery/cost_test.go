@@ -86,8 +86,8 @@ func TestDensePoison(t *testing.T) {
 		rule   func(bad map[memGauge]bool) func(memGauge) (string, string, bool)
 		phrase func(memGauge, string, string) string
 	}{
-		{name: "value, the metric named", rule: byKey("value", "is not a number"), phrase: namedPhrase},
-		{name: "value, no hint", rule: byKey("value", "is invalid"),
+		{name: "value, the metric named", rule: byKey("is not a number"), phrase: namedPhrase},
+		{name: "value, no hint", rule: byKey("is invalid"),
 			phrase: func(memGauge, string, string) string { return `{"errors":{"params":{"value":["is invalid"]}}}` }},
 		{name: "measure_time too old", metrics: true,
 			spoil: func(m *Measurement, _ *Series) { m.Time = old },
@@ -103,11 +103,11 @@ func TestDensePoison(t *testing.T) {
 					return "source", g.Source + " is not a valid source name", len(g.Source) > 20
 				}
 			}, phrase: namedPhrase},
-		{name: "wrong hint: blames the oldest time", rule: byKey("value", ""),
+		{name: "wrong hint: blames the oldest time", rule: byKey(""),
 			phrase: func(g memGauge, _, _ string) string {
 				return fmt.Sprintf(`{"errors":{"params":{"measure_time":["is too far in the past"],"name":%q}}}`, g.Name)
 			}},
-		{name: "wrong hint: blames another source", rule: byKey("value", ""),
+		{name: "wrong hint: blames another source", rule: byKey(""),
 			phrase: func(memGauge, string, string) string {
 				return `{"errors":{"params":{"source":["host00 is not a valid source name"]}}}`
 			}},
@@ -115,7 +115,7 @@ func TestDensePoison(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ms := costWorkload(n)
-			rng := rand.New(rand.NewPCG(15, 4)) //nolint:gosec // a fixed seed, not a secret
+			rng := rand.New(rand.NewPCG(15, 4)) // a fixed seed: the same poison every run
 			badSeries := &Series{Source: "host-refused-by-a-rule-the-plugin-does-not-know"}
 			bad := map[memGauge]bool{}
 			for _, i := range rng.Perm(n)[:n/300] {
@@ -144,10 +144,10 @@ func TestDensePoison(t *testing.T) {
 	}
 }
 
-// byKey is a rule that refuses the measurements of bad for field.
-func byKey(field, msg string) func(map[memGauge]bool) func(memGauge) (string, string, bool) {
+// byKey is a rule that refuses the values of the measurements of bad.
+func byKey(msg string) func(map[memGauge]bool) func(memGauge) (string, string, bool) {
 	return func(bad map[memGauge]bool) func(memGauge) (string, string, bool) {
-		return func(g memGauge) (string, string, bool) { return field, msg, bad[g] }
+		return func(g memGauge) (string, string, bool) { return "value", msg, bad[g] }
 	}
 }
 
@@ -158,8 +158,9 @@ type limitFlush struct{ requests, refused, batches int64 }
 
 func limitRun(t *testing.T, s *Sender, lib *memLibrato, clock *fakeClock, perFlush, flushCount int) ([]limitFlush, []Measurement) {
 	t.Helper()
-	var rows []limitFlush
-	var pending, all []Measurement
+	rows := make([]limitFlush, 0, flushCount)
+	all := make([]Measurement, 0, flushCount*perFlush)
+	var pending []Measurement
 	for k := range flushCount {
 		fresh := costWorkload(perFlush)
 		for i := range fresh {
@@ -168,11 +169,14 @@ func limitRun(t *testing.T, s *Sender, lib *memLibrato, clock *fakeClock, perFlu
 		all = append(all, fresh...)
 		pending = append(pending, fresh...)
 		req, ref := lib.requests.Load(), lib.refused413.Load()
-		res, _ := s.Deliver(pending, Endpoint{URL: "https://metrics-api.librato.com/v1/metrics"}, clock.Now())
+		res, err := s.Deliver(pending, Endpoint{URL: "https://metrics-api.librato.com/v1/metrics"}, clock.Now())
 		rows = append(rows, limitFlush{lib.requests.Load() - req, lib.refused413.Load() - ref, int64((len(pending) + 299) / 300)})
+		if err != nil {
+			t.Logf("flush %d: %v", k+1, err)
+		}
 		left := pending[:0]
 		for i := range pending {
-			if res.Settled == nil || !res.Settled[i] {
+			if len(res.Settled) == 0 || !res.Settled[i] {
 				left = append(left, pending[i])
 			}
 		}
@@ -246,11 +250,14 @@ func TestLimit413Outage(t *testing.T) {
 				}
 				all, pending = append(all, fresh...), append(pending, fresh...)
 				req, ref := lib.requests.Load(), lib.refused413.Load()
-				res, _ := s.Deliver(pending, Endpoint{URL: "https://metrics-api.librato.com/v1/metrics"}, clock.Now())
+				res, err := s.Deliver(pending, Endpoint{URL: "https://metrics-api.librato.com/v1/metrics"}, clock.Now())
 				rows = append(rows, limitFlush{lib.requests.Load() - req, lib.refused413.Load() - ref, int64((len(pending) + 299) / 300)})
+				if err != nil {
+					t.Logf("flush %d: %v", flush+1, err)
+				}
 				left := pending[:0]
 				for i := range pending {
-					if res.Settled == nil || !res.Settled[i] {
+					if len(res.Settled) == 0 || !res.Settled[i] {
 						left = append(left, pending[i])
 					}
 				}

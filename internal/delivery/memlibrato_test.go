@@ -55,14 +55,12 @@ func (l *memLibrato) RoundTrip(req *http.Request) (*http.Response, error) {
 		l.refused413.Add(1)
 		return answer(req, http.StatusRequestEntityTooLarge, librato413), nil
 	}
-	var doc struct {
-		Gauges []memGauge `json:"gauges"`
-	}
-	if err := json.Unmarshal(body, &doc); err != nil {
+	gauges, ok := decodeGauges(body)
+	if !ok {
 		return answer(req, http.StatusBadRequest, `{"errors":{"request":["malformed JSON"]}}`), nil
 	}
 	if l.rule != nil {
-		for _, g := range doc.Gauges {
+		for _, g := range gauges {
 			if field, msg, bad := l.rule(g); bad {
 				return answer(req, http.StatusBadRequest, l.phrase(g, field, msg)), nil
 			}
@@ -72,11 +70,19 @@ func (l *memLibrato) RoundTrip(req *http.Request) (*http.Response, error) {
 	if l.stored == nil {
 		l.stored = map[memGauge]int{}
 	}
-	for _, g := range doc.Gauges {
+	for _, g := range gauges {
 		l.stored[g]++
 	}
 	l.mu.Unlock()
 	return answer(req, http.StatusOK, `{}`), nil
+}
+
+func decodeGauges(body []byte) ([]memGauge, bool) {
+	var doc struct {
+		Gauges []memGauge `json:"gauges"`
+	}
+	err := json.Unmarshal(body, &doc)
+	return doc.Gauges, err == nil
 }
 
 func answer(req *http.Request, status int, body string) *http.Response {
@@ -134,15 +140,18 @@ func costSender(t testing.TB, lib http.RoundTripper, clock Clock) (*Sender, *tes
 // the requests of each flush.
 func flushes(t testing.TB, s *Sender, lib *memLibrato, clock *fakeClock, ms []Measurement, limit int) []int64 {
 	t.Helper()
-	var perFlush []int64
-	for range limit {
+	perFlush := make([]int64, 0, limit)
+	for k := range limit {
 		if len(ms) == 0 {
 			break
 		}
 		before := lib.requests.Load()
-		res, _ := s.Deliver(ms, Endpoint{URL: "https://metrics-api.librato.com/v1/metrics"}, clock.Now())
+		res, err := s.Deliver(ms, Endpoint{URL: "https://metrics-api.librato.com/v1/metrics"}, clock.Now())
 		perFlush = append(perFlush, lib.requests.Load()-before)
-		if res.Settled == nil {
+		if err != nil {
+			t.Logf("flush %d: %v", k+1, err)
+		}
+		if len(res.Settled) == 0 {
 			continue
 		}
 		left := ms[:0]

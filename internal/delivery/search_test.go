@@ -101,7 +101,8 @@ func TestSearchStepRequests(t *testing.T) {
 }
 
 func TestHintOf(t *testing.T) {
-	o := classify(400, nil, []byte(`{"errors":{"params":{"measure_time":["is too far in the future"],"value":["is not a number"],"name":"cpu"}}}`), false, costStart)
+	body := `{"errors":{"params":{"measure_time":["is too far in the future"],"value":["is not a number"],"name":"cpu"}}}`
+	o := classify(400, nil, []byte(body), false, costStart)
 	h := hintOf(o)
 	require.Equal(t, []string{"measure_time", "value"}, h.fields)
 	require.Equal(t, []string{"cpu"}, h.names)
