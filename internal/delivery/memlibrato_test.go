@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -111,9 +112,17 @@ func (s *testStat) Incr(v int64)          { s.v.Add(v) }
 func (s *testStat) Set(v int64)           { s.v.Store(v) }
 func (s *testStat) Get() int64            { return s.v.Load() }
 
+// statsWith is Stats with rejected and a counter in every other field,
+// whatever fields Stats grows (the core may not find one nil).
 func statsWith(rejected *testStat) Stats {
-	return Stats{Written: &testStat{}, Rejected: rejected, Requests: &testStat{}, Retries: &testStat{},
-		APIFailed: &testStat{}, RateLimit: &testStat{}, RateRemaining: &testStat{}, RequestTime: &testStat{}}
+	st := Stats{Rejected: rejected}
+	v := reflect.ValueOf(&st).Elem()
+	for i := range v.NumField() {
+		if f := v.Field(i); f.IsNil() {
+			f.Set(reflect.ValueOf(&testStat{}))
+		}
+	}
+	return st
 }
 
 // costSender is a connected Sender for lib with the plugin's defaults:
