@@ -3,6 +3,7 @@ package librato
 import (
 	"math/rand/v2"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,4 +104,51 @@ func TestBodyLimitCostThroughTelegraf(t *testing.T) {
 	require.Equal(t, []int{0, 0}, refused[1:], "later flushes are cut at the learned limit")
 	requireExactlyOnce(t, fake, all)
 	reportRow(t, fake, len(logger.Messages()), l.stats.dropped[reasonRejected].Get(), 0)
+}
+
+// TestBodyLimitOutageCostThroughTelegraf: after a healthy flush, a proxy
+// answers 413 to everything for three flushes, then is healthy again. A
+// 413 to a body of a size the endpoint took within the minute is not a
+// limit: each batch costs one request per flush, nothing is dropped, and
+// the flush after the outage delivers everything at full size.
+func TestBodyLimitOutageCostThroughTelegraf(t *testing.T) {
+	var outage atomic.Bool
+	fake := newFake(t, fakelibrato.Options{Fault: outageFault(&outage, fakelibrato.Action{
+		Status: http.StatusRequestEntityTooLarge, Body: []byte("<html><body>413 Request Entity Too Large</body></html>")})})
+	logger := newCaptureLogger()
+	l := newPlugin(t, fake.LegacyURL(), func(l *Librato) { l.Log = logger })
+	out, err := models.NewRunningOutput(l, &models.OutputConfig{Name: "librato"}, 1000, 100_000)
+	require.NoError(t, err)
+
+	const flushes = 5
+	perFlush := make([]int, 0, flushes)
+	all := make([]fakeKey, 0, flushes*6000)
+	for k := range flushes {
+		metrics, want := workload(2000) // 6,000 gauges, 20 batches
+		shift := -time.Duration(k) * time.Hour
+		for _, m := range metrics {
+			m.SetTime(m.Time().Add(shift))
+		}
+		for _, w := range want {
+			all = append(all, fakeKey{w.name, w.source, w.time + int64(shift/time.Second)})
+		}
+		addAll(out, metrics)
+		outage.Store(k >= 1 && k <= 3)
+		before := len(fake.Requests())
+		err := out.Write()
+		perFlush = append(perFlush, len(fake.Requests())-before)
+		if outage.Load() {
+			require.Error(t, err)
+			// Telegraf's flush stops at the first failed Write, of 10
+			// batches (metric_batch_size 1000): one request per batch.
+			require.LessOrEqual(t, perFlush[k], 10, "flush %d", k)
+		} else {
+			require.NoError(t, err)
+		}
+	}
+	require.Zero(t, out.BufferLength())
+	require.Zero(t, l.stats.dropped[reasonRejected].Get())
+	requireExactlyOnce(t, fake, all)
+	t.Logf("requests per flush %v", perFlush)
+	reportRow(t, fake, len(logger.Messages()), 0, 0)
 }
