@@ -40,6 +40,9 @@ type outcome struct {
 	// names and sources are the metric names and sources the error body
 	// blames, to find the offending measurements in fewer requests.
 	names, sources []string
+	// fields are the params fields holding messages: what the search for
+	// the rejected measurements ranks by (search.go).
+	fields []string
 	// apiFailed is how many measurements a tagged 2xx answer's summary
 	// says failed; apiErrors is the "errors" it carried. Nothing is resent
 	// for them: the answer does not say which, and the rest are stored.
@@ -63,7 +66,7 @@ func classify(status int, header http.Header, body []byte, tagged bool, now time
 	}
 	apiErr := parseAPIError(body)
 	o.reason = strconv.Quote(apiErr.reason)
-	o.names, o.sources = apiErr.names, apiErr.sources
+	o.names, o.sources, o.fields = apiErr.names, apiErr.sources, apiErr.fields
 	o.err = fmt.Errorf("librato answered %d: %s", status, Excerpt(body))
 	switch {
 	case status >= 300 && status < 400:
@@ -230,6 +233,7 @@ func Excerpt(body []byte) string {
 type apiError struct {
 	reason         string
 	names, sources []string
+	fields         []string
 	// librato: the body has the shape of Librato's error JSON, an object
 	// with "errors". fieldErrors: it names at least one invalid field of a
 	// measurement ("params"), the only answer that blames the data itself.
@@ -308,6 +312,9 @@ func (e *apiError) readParams(raw json.RawMessage) []string {
 			e.names = append(e.names, msgs...)
 		}
 		e.fieldErrors = e.fieldErrors || len(msgs) > 0
+		if len(msgs) > 0 {
+			e.fields = append(e.fields, field)
+		}
 		for _, msg := range msgs {
 			if m := invalidSource.FindStringSubmatch(msg); m != nil {
 				e.sources = append(e.sources, m[1])

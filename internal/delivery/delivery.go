@@ -88,8 +88,9 @@ type Sender struct {
 	admission *admission
 	control   [2]Series // the control measurement's, legacy and tagged
 	clampOnce sync.Once
-	bufs      sync.Pool // *payload
-	gzips     sync.Pool // *gzip.Writer
+	limit     *bodyLimit // the endpoint's body limit, learned from 413s
+	bufs      sync.Pool  // *payload
+	gzips     sync.Pool  // *gzip.Writer
 }
 
 // New returns a Sender for cfg; Connect makes it ready to Deliver.
@@ -101,6 +102,7 @@ func New(cfg Config) *Sender {
 	s.control = controlSeries(cfg.ControlSource)
 	s.bufs.New = func() any { return &payload{pool: &s.bufs} }
 	s.admission = newAdmission(s.clock, cfg.MaxRetryAfter, s.logClampedPause)
+	s.limit = newBodyLimit(maxBodyBytes)
 	return s
 }
 

@@ -264,7 +264,7 @@ func (f *flush) retest(s *suspect) error {
 		*s.settled = true
 		return nil
 	}
-	return f.answered(pts, settled, o)
+	return f.answered(pts, settled, o, extraTry)
 }
 
 func index(tagged bool) int {

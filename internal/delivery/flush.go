@@ -1,11 +1,9 @@
 package delivery
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,7 +55,7 @@ type flush struct {
 	deadline    time.Time // everything ends here (sendBy + timeout)
 	startBy     time.Time // no request starts later (see newFlush)
 	settled     []bool    // per point: accepted, or dropped on proof
-	budget      atomic.Int64
+	budget      splitBudget
 	accepted    atomic.Bool // some request of this flush was accepted
 	// seq is the flush's logical clock (see evidence.go); evidence is
 	// what it recorded of acceptances and single rejections.
@@ -91,10 +89,10 @@ func (s *Sender) Deliver(ms []Measurement, ep Endpoint, start time.Time) (Result
 
 	batches := s.batches(ms)
 	f.evidence.accepted = make([]span, 0, len(batches)) // one per batch, usually
-	f.budget.Store(int64(ExtraRequests + ExtraRequestsPerBatch*len(batches)))
+	f.budget.reset(len(batches))
 	f.each(len(batches), func(i int) error {
 		lo, hi := batches[i][0], batches[i][1]
-		return f.send(ms[lo:hi], f.settled[lo:hi], false)
+		return f.send(ms[lo:hi], f.settled[lo:hi], batchTry)
 	})
 	f.judge()
 	f.rejections.report(s.log)
@@ -148,13 +146,13 @@ func (f *flush) end() {
 }
 
 // batches cuts pts into ranges of at most measurements_per_request points
-// and about maxBodyBytes.
+// and about the body limit learned so far (bodylimit.go).
 func (s *Sender) batches(pts []Measurement) [][2]int {
 	var out [][2]int
-	start, size := 0, 0
+	start, size, limit := 0, 0, s.limit.size()
 	for i := range pts {
 		n := encodedSize(&pts[i])
-		if i > start && (i-start == s.cfg.MeasurementsPerRequest || size+n > maxBodyBytes) {
+		if i > start && (i-start == s.cfg.MeasurementsPerRequest || size+n > limit) {
 			out = append(out, [2]int{start, i})
 			start, size = i, 0
 		}
@@ -223,8 +221,11 @@ func (f *flush) mayStart() error {
 // send delivers pts, retrying transient failures within the retry budget,
 // splitting what is too large and isolating what Librato rejects. An error
 // means the flush must stop; measurements left unsettled for other reasons
-// are recorded with leave. extra marks a request paid from the split budget.
-func (f *flush) send(pts []Measurement, settled []bool, extra bool) error {
+// are recorded with leave. t says whether the split budget paid for it.
+func (f *flush) send(pts []Measurement, settled []bool, t try) error {
+	if len(pts) > 1 && bodySize(pts) > f.s.limit.size() {
+		return f.cut(pts, settled, t) // the limit shrank since the batch was cut
+	}
 	body, err := f.s.encode(pts, f.ep.Tagged)
 	if err != nil {
 		return err
@@ -235,10 +236,10 @@ func (f *flush) send(pts []Measurement, settled []bool, extra bool) error {
 		return err
 	}
 	if o.kind == delivered {
-		f.delivered(pts, settled, o, extra)
+		f.delivered(pts, settled, o, t != batchTry)
 		return nil
 	}
-	return f.answered(pts, settled, o)
+	return f.answered(pts, settled, o, t)
 }
 
 // exchange posts body until an answer is not transient, within the retry
@@ -272,8 +273,9 @@ func (f *flush) exchange(body *payload, n int) (outcome, error) {
 // delivered settles pts, which Librato accepted.
 func (f *flush) delivered(pts []Measurement, settled []bool, o outcome, extra bool) {
 	if extra {
-		f.budget.Add(1) // progress: give the request back
+		f.budget.accepted() // progress: it gives back more than it cost
 	}
+	f.s.limit.accepted(bodySize(pts), f.s.clock.Now())
 	f.s.stats.Written.Incr(int64(len(pts)))
 	f.s.stats.APIFailed.Incr(int64(o.apiFailed))
 	f.rejections.acceptedWithFailures(o)
@@ -283,18 +285,18 @@ func (f *flush) delivered(pts []Measurement, settled []bool, o outcome, extra bo
 }
 
 // answered acts on an answer that did not deliver pts.
-func (f *flush) answered(pts []Measurement, settled []bool, o outcome) error {
+func (f *flush) answered(pts []Measurement, settled []bool, o outcome, t try) error {
 	switch o.kind {
 	case tooLarge:
-		if len(pts) == 1 {
-			// Far below any body limit of Librato's: whatever answered
-			// 413 is not judging this measurement.
+		if f.s.limit.refused(bodySize(pts), len(pts), f.s.clock.Now()) == notSize {
+			// A single measurement, or a body of a size the endpoint
+			// took lately: whatever answered 413 is not judging size.
 			f.leave(o.err)
 			return nil
 		}
 		return f.split(pts, settled, o)
 	case rejected:
-		return f.isolate(pts, settled, o)
+		return f.isolate(pts, settled, o, t)
 	}
 	return o.err
 }
@@ -314,71 +316,32 @@ func (f *flush) backoff(attempt int, o outcome) error {
 	return f.s.clock.Sleep(f.stop, wait)
 }
 
-// spend takes n requests from the flush's split budget.
-func (f *flush) spend(n int64) bool {
-	if f.budget.Add(-n) >= 0 {
-		return true
-	}
-	f.budget.Add(n)
-	return false
-}
-
-// split halves a request answered 413.
+// split cuts a request answered 413 at the body limit just learned.
 func (f *flush) split(pts []Measurement, settled []bool, o outcome) error {
-	if !f.spend(2) {
+	if !f.budget.spend(pieces(pts, f.s.limit.size())) {
 		f.leave(fmt.Errorf("%w: %d measurements not sent: %w", errSplitBudget, len(pts), o.err))
 		return nil
 	}
-	k := len(pts) / 2
-	return f.sendParts(pts[:k], settled[:k], pts[k:], settled[k:])
+	return f.cut(pts, settled, extraTry)
 }
 
-// isolate finds the measurements of a rejected request: the ones the error
-// names go alone, the rest are halved after ordering by time (rejections
-// for age affect a prefix). A measurement Librato rejects alone is a
+// isolate finds the measurements of a rejected request, in the order the
+// rejection suggests (search.go). A measurement Librato rejects alone is a
 // suspect, which the end of the flush judges by the evidence rule
-// (evidence.go). Past the split budget the rest stays unsettled for the
-// next flush, which goes on from there.
-func (f *flush) isolate(pts []Measurement, settled []bool, o outcome) error {
+// (evidence.go); until then it stays unsettled, so the search can tell
+// from settled whether its guess was right. Past the split budget the rest
+// stays unsettled for the next flush, which goes on from there.
+func (f *flush) isolate(pts []Measurement, settled []bool, o outcome, t try) error {
 	if len(pts) == 1 {
 		f.evidence.suspect(&pts[0], &settled[0], o)
 		return nil
 	}
-	if !f.spend(2) {
+	step := planSearch(pts, hintOf(o), t != blindTry)
+	if !f.budget.spend(step.requests(len(pts))) {
 		f.leave(fmt.Errorf("%w: %d measurements of a rejected request not yet singled out: %w", errSplitBudget, len(pts), o.err))
 		return nil
 	}
-	if k := partitionSuspects(pts, o); k > 0 && k < len(pts) {
-		// The suspects first: an acceptance of the others, sent after
-		// their rejections, is the evidence a proof needs.
-		return f.sendParts(pts[:k], settled[:k], pts[k:], settled[k:])
-	}
-	slices.SortStableFunc(pts, func(a, b Measurement) int { return cmp.Compare(a.Time, b.Time) })
-	k := len(pts) / 2
-	return f.sendParts(pts[:k], settled[:k], pts[k:], settled[k:])
-}
-
-func (f *flush) sendParts(a []Measurement, aSettled []bool, b []Measurement, bSettled []bool) error {
-	if err := f.send(a, aSettled, true); err != nil {
-		return err
-	}
-	return f.send(b, bSettled, true)
-}
-
-// partitionSuspects moves the points whose name or source the error blames
-// to the front and returns how many there are.
-func partitionSuspects(pts []Measurement, o outcome) int {
-	if len(o.names) == 0 && len(o.sources) == 0 {
-		return 0
-	}
-	k := 0
-	for i := range pts {
-		if slices.Contains(o.names, pts[i].Name) || slices.Contains(o.sources, pts[i].Series.Source) {
-			pts[k], pts[i] = pts[i], pts[k]
-			k++
-		}
-	}
-	return k
+	return f.search(pts, settled, step, t)
 }
 
 func (f *flush) drop(p *Measurement, settled *bool, o outcome) {
