@@ -3,7 +3,6 @@ package librato
 import (
 	"cmp"
 	"fmt"
-	"hash/maphash"
 	"slices"
 	"strings"
 
@@ -30,16 +29,16 @@ const (
 // Only runs alike in all three (a group) can collide. A run whose names are
 // the same set as the group's first run collapses whole; only groups where
 // that does not hold (different fields, a name twice in a run) compare
-// point by point. Names and groups are compared by 64-bit hashes.
+// point by point. Names and series are compared by the identity hashes the
+// converter gave them, which fold case as Librato does: a source WEB1 and
+// a source web1 are one series, CPU.idle and cpu.idle one name.
 type collisionFinder struct {
 	log         telegraf.Logger
 	stats       *stats
 	template    string
 	overrideTag string
 
-	series  seriesMemo
-	names   *nameMemo
-	runs    int         // runs seen, to stamp names with
+	run     runNames    // the names of the run being scanned
 	groups  []runGroup  // open addressing by key, kept between flushes
 	nGroups int         // used in this flush
 	slots   []uint64    // point keys of the groups compared point by point
@@ -63,7 +62,9 @@ type runGroup struct {
 
 // collision is the first collision of a name, to be explained.
 type collision struct {
-	name, key string
+	name, key string // for the warning: the name, the source or tag set
+	nameHash  uint64 // identities, to find the metrics behind it
+	series    uint64
 	time      int64
 	culprits  []culprit
 }
@@ -75,9 +76,7 @@ type culprit struct {
 }
 
 func newCollisionFinder(template, overrideTag string, st *stats, log telegraf.Logger) collisionFinder {
-	seed := maphash.MakeSeed()
-	return collisionFinder{log: log, stats: st, template: template, overrideTag: overrideTag,
-		series: seriesMemo{seed: seed}, names: newNameMemo(maphash.Comparable(seed, 0))}
+	return collisionFinder{log: log, stats: st, template: template, overrideTag: overrideTag}
 }
 
 // find counts the collisions among pts and warns about names not warned
@@ -90,33 +89,25 @@ func (f *collisionFinder) find(metrics []telegraf.Metric, pts []point, tagged bo
 	}
 	clear(f.groups)
 	f.nGroups, f.live, f.points = 0, false, len(pts)
-	names := f.names
 	for lo := 0; lo < len(pts); {
-		f.runs++
-		stamp := f.runs
-		first := names.get(pts[lo].Name)
-		first.run = stamp
-		s, t, prefix := pts[lo].Series, pts[lo].Time, first.prefix
-		sum, twice, warned := first.hash, false, first.warned
+		s, t := pts[lo].Series, pts[lo].Time
+		// Runs end where the measurement does, so that a group's runs are
+		// alike more often; comparing bytes here is enough, the group key
+		// folds case.
+		prefix, _, _ := strings.Cut(pts[lo].Name, ".")
+		f.run.start()
+		f.run.add(pts[lo].NameHash)
+		sum, twice := pts[lo].NameHash, false
 		hi := lo + 1
 		for ; hi < len(pts); hi++ {
 			p := &pts[hi]
-			if p.Series != s || p.Time != t {
+			if p.Series != s || p.Time != t || !hasPrefix(p.Name, prefix) {
 				break
 			}
-			n := names.cached(p.Name)
-			if n == nil {
-				n = names.miss(p.Name)
-			}
-			if n.prefix != prefix {
-				break
-			}
-			twice = twice || n.run == stamp
-			warned = warned && n.warned
-			n.run = stamp
-			sum += n.hash
+			twice = twice || f.run.add(p.NameHash)
+			sum += p.NameHash
 		}
-		f.addRun(pts, lo, hi, runScan{prefix: prefix, sum: sum, twice: twice, warned: warned}, tagged)
+		f.addRun(pts, lo, hi, runScan{prefix: foldHash(prefix), sum: sum, twice: twice}, tagged)
 		lo = hi
 	}
 	if len(f.pending) > 0 {
@@ -125,16 +116,72 @@ func (f *collisionFinder) find(metrics []telegraf.Metric, pts []point, tagged bo
 	}
 }
 
+// hasPrefix reports whether name up to its first '.' is prefix.
+func hasPrefix(name, prefix string) bool {
+	return strings.HasPrefix(name, prefix) && (len(name) == len(prefix) || name[len(prefix)] == '.')
+}
+
 // runScan is what the scan of a run of points found out about their names.
 type runScan struct {
-	prefix, sum uint64 // the names' prefix, the sum of their hashes
+	prefix, sum uint64 // the hash of the names' prefix, the sum of their hashes
 	twice       bool   // a name is there twice
-	warned      bool   // every name was warned about
+}
+
+// runNames finds a name twice in a run: the name hashes of the current run
+// in open addressing, each slot stamped with the run that filled it, so
+// that starting a run clears nothing.
+type runNames struct {
+	slots []runSlot
+	run   uint32
+	n     int // names in the current run
+}
+
+type runSlot struct {
+	hash uint64
+	run  uint32 // a slot of another run is free
+}
+
+func (r *runNames) start() {
+	r.run++
+	r.n = 0
+	if r.run == 0 { // wrapped: stamps of 2^32 runs ago would look current
+		clear(r.slots)
+		r.run = 1
+	}
+}
+
+// add adds a name hash to the run and reports whether it was there.
+func (r *runNames) add(h uint64) bool {
+	if 2*(r.n+1) > len(r.slots) {
+		r.grow()
+	}
+	mask := uint64(len(r.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		sl := &r.slots[i]
+		switch {
+		case sl.run != r.run:
+			*sl = runSlot{hash: h, run: r.run}
+			r.n++
+			return false
+		case sl.hash == h:
+			return true
+		}
+	}
+}
+
+func (r *runNames) grow() {
+	old := r.slots
+	r.slots, r.n = make([]runSlot, max(2*len(old), 16)), 0
+	for _, sl := range old {
+		if sl.run == r.run {
+			r.add(sl.hash)
+		}
+	}
 }
 
 // addRun counts the collisions of the run pts[lo:hi].
 func (f *collisionFinder) addRun(pts []point, lo, hi int, r runScan, tagged bool) {
-	key := nonZero(f.series.hash(pts[lo].Series, tagged) ^ uint64(pts[lo].Time)*0x9e3779b97f4a7c15 ^ r.prefix*0xc2b2ae3d27d4eb4f)
+	key := nonZero(pts[lo].Series.Identity ^ uint64(pts[lo].Time)*0x9e3779b97f4a7c15 ^ r.prefix*0xc2b2ae3d27d4eb4f)
 	g := f.group(key)
 	switch {
 	case g.key == 0:
@@ -145,12 +192,12 @@ func (f *collisionFinder) addRun(pts []point, lo, hi int, r runScan, tagged bool
 		}
 	case !g.exact && !r.twice && g.names == r.sum && g.hi-g.lo == int32(hi-lo):
 		f.collapsed += hi - lo
-		if !g.noted && !r.warned {
+		if !g.noted {
+			// Once per group and flush: names warned about before are
+			// skipped by note.
 			g.noted = true
 			for i := lo; i < hi; i++ {
-				if n := f.names.cached(pts[i].Name); n == nil || !n.warned {
-					f.note(&pts[i], tagged)
-				}
+				f.note(&pts[i], tagged)
 			}
 		}
 	default:
@@ -199,9 +246,9 @@ func (f *collisionFinder) compare(run []point, tagged bool) {
 		f.live = true
 	}
 	mask := uint64(len(f.slots) - 1)
-	rh := f.series.hash(run[0].Series, tagged) ^ uint64(run[0].Time)*0x9e3779b97f4a7c15
+	rh := run[0].Series.Identity ^ uint64(run[0].Time)*0x9e3779b97f4a7c15
 	for i := range run {
-		k := pointKey(rh, f.names.get(run[i].Name).hash)
+		k := pointKey(rh, run[i].NameHash)
 		j := k & mask
 		for f.slots[j] != 0 && f.slots[j]&^1 != k {
 			j = (j + 1) & mask
@@ -235,19 +282,24 @@ func table(slots []uint64, n int) []uint64 {
 }
 
 // note queues the first collision of a name not warned about yet. Past
-// maxCollisionWarnings names it marks them warned without a warning.
+// maxCollisionWarnings names it queues nothing more.
 func (f *collisionFinder) note(p *point, tagged bool) {
-	n := f.names.get(p.Name)
-	if n.warned {
-		return
-	}
-	n.warned = true
-	h := nonZero(n.hash)
-	if f.warned.has(h) || f.warned.n >= maxCollisionWarnings {
+	h := nonZero(p.NameHash)
+	if f.warned.n >= maxCollisionWarnings || f.warned.has(h) {
 		return
 	}
 	f.warned.add(h)
-	f.pending = append(f.pending, collision{name: p.Name, key: seriesKeyOf(p.Series, tagged), time: p.Time})
+	f.pending = append(f.pending, collision{name: p.Name, key: seriesKeyOf(p.Series, tagged),
+		nameHash: p.NameHash, series: p.Series.Identity, time: p.Time})
+}
+
+// seriesKeyOf is what Librato tells series apart by, besides the name, as
+// sent: the legacy source or the tagged API's tag set.
+func seriesKeyOf(s *series, tagged bool) string {
+	if tagged {
+		return s.Tags
+	}
+	return s.Source
 }
 
 // settle adds the current Write's collisions to the self-metric once the
@@ -264,6 +316,9 @@ func (f *collisionFinder) settle(delivered bool) {
 	if len(f.groups) > 2*retainedPoints {
 		f.groups, f.nGroups = nil, 0
 	}
+	if len(f.run.slots) > 2*retainedPoints {
+		f.run = runNames{}
+	}
 }
 
 // explain finds the metrics behind each queued collision and logs which
@@ -271,14 +326,14 @@ func (f *collisionFinder) settle(delivered bool) {
 // slow: it asks the converter again for every metric's series and names.
 func (f *collisionFinder) explain(metrics []telegraf.Metric, tagged bool, conv *converter) {
 	type place struct {
-		name, key string
-		time      int64
+		name, series uint64
+		time         int64
 	}
 	index := make(map[place]*collision, len(f.pending))
 	times := make(map[int64]bool)
 	for i := range f.pending {
 		g := &f.pending[i]
-		index[place{g.name, g.key, g.time}] = g
+		index[place{g.nameHash, g.series, g.time}] = g
 		times[g.time] = true
 	}
 	for _, m := range metrics {
@@ -295,9 +350,9 @@ func (f *collisionFinder) explain(metrics []telegraf.Metric, tagged bool, conv *
 			if _, ok := toFloat(field.Value); !ok {
 				continue
 			}
-			var name string
+			var name libratoName
 			name, names = conv.nameFor(names, m.Name(), field.Key)
-			g := index[place{name, seriesKeyOf(s, tagged), t}]
+			g := index[place{name.hash, s.Identity, t}]
 			if g != nil && len(g.culprits) < maxCulprits {
 				g.culprits = append(g.culprits, culprit{m.Name(), m.TagList()})
 			}

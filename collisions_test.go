@@ -307,34 +307,41 @@ func (quietLogger) Warnf(string, ...any) {}
 func (quietLogger) Warn(...any)          {}
 
 // TestCollisionCountMatchesBruteForce compares the finder's count with a
-// plain count of (name, series key, second) on random flushes: runs of
-// metrics that share tags or not, fields in any order, names equal in text
-// but not in memory, measurements sharing names, duplicates.
+// plain count of (name, series key, second), case-folded as Librato
+// compares them, on random flushes: runs of metrics that share tags or not,
+// fields in any order, names equal in text but not in memory or only but
+// for case, measurements sharing names, duplicates.
 func TestCollisionCountMatchesBruteForce(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	st := newStats("collisions-brute-force")
 	f := newCollisionFinder("host", "", st, quietLogger{})
-	measurements := []string{"cpu", "disk", "disk.io", "mem"}
-	fields := []string{"a", "b", "c", "d", "e"}
-	sources := []*series{{Source: "h1"}, {Source: "h1"}, {Source: "h2"}, {Source: "h1", Tags: "x"}}
+	measurements := []string{"cpu", "disk", "disk.io", "mem", "CPU"}
+	fields := []string{"a", "b", "c", "d", "e", "A"}
+	// As the converter makes them: one series per tag set, so tag sets may
+	// share a source; case aside, equal sources or tags are one series.
+	sources := map[bool][]*series{
+		false: {legacySeriesOf("h1"), legacySeriesOf("h1"), legacySeriesOf("h2"), legacySeriesOf("H1")},
+		true: {taggedSeriesOf("host", "h1"), taggedSeriesOf("host", "h1"), taggedSeriesOf("host", "h2"),
+			taggedSeriesOf("host", "H1"), taggedSeriesOf("HOST", "h1")},
+	}
 	for round := range 300 {
-		pts := make([]point, 0, 40*len(fields))
-		for range rng.IntN(40) + 1 {
-			m := measurements[rng.IntN(len(measurements))]
-			s := sources[rng.IntN(len(sources))]
-			tm := int64(1790000000 + rng.IntN(2))
-			for _, i := range rng.Perm(len(fields))[:rng.IntN(len(fields))+1] {
-				name := m + "." + fields[i]
-				if rng.IntN(4) == 0 {
-					name = strings.Clone(name)
-				}
-				pts = append(pts, point{Name: name, Series: s, Time: tm})
-			}
-		}
 		for _, tagged := range []bool{false, true} {
+			pts := make([]point, 0, 40*len(fields))
+			for range rng.IntN(40) + 1 {
+				m := measurements[rng.IntN(len(measurements))]
+				s := sources[tagged][rng.IntN(len(sources[tagged]))]
+				tm := int64(1790000000 + rng.IntN(2))
+				for _, i := range rng.Perm(len(fields))[:rng.IntN(len(fields))+1] {
+					name := m + "." + fields[i]
+					if rng.IntN(4) == 0 {
+						name = strings.Clone(name)
+					}
+					pts = append(pts, pointOf(name, s, tm))
+				}
+			}
 			want, seen := 0, map[string]bool{}
 			for _, p := range pts {
-				k := fmt.Sprint(p.Name, "\x00", seriesKeyOf(p.Series, tagged), "\x00", p.Time)
+				k := strings.ToLower(fmt.Sprint(p.Name, "\x00", seriesKeyOf(p.Series, tagged), "\x00", p.Time))
 				if seen[k] {
 					want++
 				}
@@ -344,4 +351,19 @@ func TestCollisionCountMatchesBruteForce(t *testing.T) {
 			require.Equal(t, want, f.collapsed, "round %d, tagged %v", round, tagged)
 		}
 	}
+}
+
+// legacySeriesOf, taggedSeriesOf and pointOf make series and points with
+// their identities, as the converter does.
+func legacySeriesOf(source string) *series {
+	return &series{Source: source, Identity: foldHash(source)}
+}
+
+func taggedSeriesOf(key, value string) *series {
+	pairs := [][2]string{{key, value}}
+	return &series{Tags: string(appendTagObject(nil, pairs)), Identity: tagsIdentity(pairs)}
+}
+
+func pointOf(name string, s *series, t int64) point {
+	return point{Name: name, NameHash: foldHash(name), Series: s, Time: t}
 }

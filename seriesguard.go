@@ -2,7 +2,6 @@ package librato
 
 import (
 	"fmt"
-	"hash/maphash"
 	"strings"
 	"time"
 
@@ -108,8 +107,6 @@ type seriesGuard struct {
 	now    func() time.Time
 	period time.Duration
 	window seriesWindow
-	series seriesMemo
-	names  *nameMemo
 	seen   seenSeries
 	primed bool
 	tagged bool
@@ -124,13 +121,10 @@ type seriesGuard struct {
 }
 
 func newSeriesGuard(limit int, period time.Duration, st *stats, log telegraf.Logger) *seriesGuard {
-	seed := maphash.MakeSeed()
 	return &seriesGuard{
 		now:    time.Now,
 		period: period,
 		window: newSeriesWindow(limit, period),
-		series: seriesMemo{seed: seed},
-		names:  newNameMemo(maphash.Comparable(seed, 0)),
 		seen:   seenSeries{maxSlots: maxSeenSlots},
 		log:    log,
 		stats:  st,
@@ -153,7 +147,7 @@ func (g *seriesGuard) screen(pts []point, tagged bool) []point {
 	if !g.primed || tagged != g.tagged {
 		g.seen.reset()
 		for i := range pts {
-			g.seen.add(g.key(&pts[i], tagged))
+			g.seen.add(pointIdentity(&pts[i]))
 		}
 		g.primed, g.tagged = true, tagged
 		g.log.Debugf("max_new_series: taking the series of this flush as known (%d measurements)", len(pts))
@@ -164,7 +158,7 @@ func (g *seriesGuard) screen(pts []point, tagged bool) []point {
 	kept := pts[:0]
 	for i := range pts {
 		p := &pts[i]
-		k := g.key(p, tagged)
+		k := pointIdentity(p)
 		switch {
 		case g.seen.has(k):
 		case admitted < allow:
@@ -182,10 +176,11 @@ func (g *seriesGuard) screen(pts []point, tagged bool) []point {
 	return kept
 }
 
-// key identifies the series of a point as Librato does: name and source,
-// or name and tag set.
-func (g *seriesGuard) key(p *point, tagged bool) uint64 {
-	return pointKey(g.series.hash(p.Series, tagged), g.names.get(p.Name).hash)
+// pointIdentity identifies the series of a point as Librato does: name and
+// source, or name and tag set, compared as Librato compares them (by the
+// identities the converter gave them).
+func pointIdentity(p *point) uint64 {
+	return pointKey(p.Series.Identity, p.NameHash)
 }
 
 func (g *seriesGuard) refuse(p *point, tagged bool) {

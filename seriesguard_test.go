@@ -154,9 +154,13 @@ func TestSeriesGuardPolicy(t *testing.T) {
 		for _, s := range f.series {
 			name, key, _ := strings.Cut(s, "@")
 			if interned[key] == nil {
-				interned[key] = &series{Source: key, Tags: `{"k":"` + key + `"}`}
+				interned[key] = legacySeriesOf(key)
+				if f.tagged {
+					interned[key] = taggedSeriesOf("k", key)
+				}
+				interned[key].Source = key
 			}
-			pts = append(pts, point{Name: name, Series: interned[key], Time: clock.Unix()})
+			pts = append(pts, pointOf(name, interned[key], clock.Unix()))
 		}
 		var kept []string
 		for _, p := range g.screen(pts, f.tagged) {
