@@ -112,6 +112,10 @@ func (f *collisionFinder) find(metrics []telegraf.Metric, pts []point, tagged bo
 	}
 	if len(f.pending) > 0 {
 		f.explain(metrics, tagged, conv)
+		// Clear, not just truncate: the entries hold the culprits' tags and
+		// the series' text, which would stay reachable until a later
+		// collision overwrote them (tens of MiB with large tags).
+		clear(f.pending)
 		f.pending = f.pending[:0]
 	}
 }
@@ -421,11 +425,11 @@ func (f *collisionFinder) advice(g *collision, tagged bool) string {
 	if len(g.culprits) < 2 {
 		return `Set a template that tells them apart, or use api = "tagged".`
 	}
-	spreads := tagSpreads(g.culprits)
+	spreads := tagSpreads(g.culprits, false)
 	if len(spreads) == 0 {
 		for _, c := range g.culprits[1:] {
 			if c.measurement != g.culprits[0].measurement {
-				return fmt.Sprintf("They come from measurements %q and %q, whose names are equal once sanitised: rename one.",
+				return fmt.Sprintf("They come from measurements %q and %q, whose names Librato takes for one (once sanitised, case aside): rename one.",
 					g.culprits[0].measurement, c.measurement)
 			}
 		}
@@ -435,6 +439,12 @@ func (f *collisionFinder) advice(g *collision, tagged bool) string {
 	keys := make([]string, len(spreads))
 	for i, s := range spreads {
 		keys[i] = fmt.Sprintf("%q", s.key)
+	}
+	if len(tagSpreads(g.culprits, true)) == 0 {
+		// Neither a template nor the tagged API helps: Librato compares
+		// sources and names regardless of case and lower-cases tags.
+		return fmt.Sprintf("They differ only in the case of tag(s) %s, which Librato ignores: make them differ in more than case.",
+			strings.Join(keys, ", "))
 	}
 	differ := "They differ in tag(s) " + strings.Join(keys, ", ")
 	switch {
@@ -485,8 +495,9 @@ type tagSpread struct {
 }
 
 // tagSpreads returns the tags whose values differ among the tag sets, the
-// ones that tell most of them apart first.
-func tagSpreads(sets []culprit) []tagSpread {
+// ones that tell most of them apart first; with fold, values that differ
+// only in case count as equal.
+func tagSpreads(sets []culprit, fold bool) []tagSpread {
 	var keys []string
 	for _, c := range sets {
 		for _, t := range c.tags {
@@ -508,6 +519,9 @@ func tagSpreads(sets []culprit) []tagSpread {
 			for _, t := range c.tags {
 				if t.Key == k {
 					v = value{true, t.Value}
+					if fold {
+						v.v = strings.ToLower(v.v)
+					}
 					break
 				}
 			}

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/metric"
 	"github.com/influxdata/telegraf/plugins/inputs/disk"
 	"github.com/influxdata/telegraf/selfstat"
 	"github.com/influxdata/telegraf/testutil"
@@ -133,6 +135,42 @@ disk,host=h,path=a:b used=1 1790000000000000000
 disk,host=h,path=a;b used=2 1790000000000000000
 `,
 			advice: []string{`which the template uses but sanitising makes equal`},
+		},
+		// Librato compares sources and names regardless of case, and
+		// lower-cases tags: these are one series to it.
+		{
+			name: "sources differ only in case", collapsed: 1, warnings: 1, lp: `
+temp,host=WEB1 value=1 1790000000000000000
+temp,host=web1 value=2 1790000000000000000
+`,
+			advice: []string{`source "web1" from 2 metrics`, `They differ only in the case of tag(s) "host", which Librato ignores`},
+		},
+		{
+			name: "tag values differ only in case", api: apiTagged, collapsed: 1, warnings: 1, lp: `
+temp,host=WEB1 value=1 1790000000000000000
+temp,host=web1 value=2 1790000000000000000
+`,
+			advice: []string{`from 2 metrics`, `They differ only in the case of tag(s) "host", which Librato ignores`},
+		},
+		{
+			name: "names differ only in case", collapsed: 1, warnings: 1, lp: `
+CPU,host=a idle=1 1790000000000000000
+cpu,host=a idle=2 1790000000000000000
+`,
+			advice: []string{`"cpu.idle" at 1790000000 with source "a" from 2 metrics`, `measurements "CPU" and "cpu"`, "rename one"},
+		},
+		// Distinct fields whose names the hand-written hash of old took for
+		// one in every process (byte 7 +-0x40 cancelled byte 11 +-0x08).
+		{
+			name: "names that collided in the old name hash", lp: `
+disk,host=h iop_rda_max=1,io0_rdi_max=2,io0_rdy_max=3 1790000000000000000
+disk,host=h iop_rda_max=1,io0_rdi_max=2,io0_rdy_max=3 1790000010000000000
+`,
+		},
+		{
+			name: "names that collided in the old name hash, tagged", api: apiTagged, lp: `
+disk,host=h iop_rda_max=1,io0_rdi_max=2,io0_rdy_max=3 1790000000000000000
+`,
 		},
 	}
 	for _, tc := range cases {
@@ -276,6 +314,32 @@ func TestDiskMountsCollapse(t *testing.T) {
 	require.Contains(t, warnings[0], `api = "tagged"`)
 	require.Equal(t, int64(2*fields*(len(metrics)-1)), selfStat(l.APIURL, "measurements_collapsed", ""))
 	require.Len(t, fake.Gauges(), 2*benchkit.Gauges(metrics), "colliding measurements are still sent")
+}
+
+// TestHeldMemoryCollisionExplainer: the explainer of a collision keeps the
+// tags of the metrics behind it only while it writes the warning. It kept
+// them until a later collision overwrote them: 64 MiB after one flush of
+// colliding metrics with large tags.
+func TestHeldMemoryCollisionExplainer(t *testing.T) {
+	skipHeavy(t)
+	sink := benchkit.NewSink()
+	t.Cleanup(sink.Close)
+	l := newPlugin(t, sink.URL(), func(l *Librato) { l.Log = quietLogger{} })
+
+	const names, tagBytes = 256, 128 << 10 // two metrics per name: 64 MiB of tags
+	held := heldAfter(t, l, func() {
+		metrics := make([]telegraf.Metric, 0, 2*names)
+		for i := range 2 * names {
+			// Unique, too large for the series cache, not in the source
+			// (template "host"): after the Write only a culprit holds it.
+			big := strconv.Itoa(i) + strings.Repeat("x", tagBytes)
+			metrics = append(metrics, metric.New(fmt.Sprintf("m%d", i/2), map[string]string{"host": "h", "request": big},
+				map[string]any{"value": 1.0}, time.Unix(1790000000, 0)))
+		}
+		require.NoError(t, l.Write(metrics))
+		require.Equal(t, int64(names), selfStat(l.APIURL, "measurements_collapsed", ""), "every name collided")
+	})
+	requireHeldWithin(t, held, buffersBudget(l)+4<<20) // nothing large but the buffers
 }
 
 // BenchmarkCollisionFinder is the finder alone on the benchmark workload
