@@ -15,6 +15,8 @@ const (
 	maxCollisionWarnings = 1000
 	// maxCulprits bounds the metrics compared to explain one collision.
 	maxCulprits = 64
+	// maxQuietRuns bounds the runs noteRun remembers (8 bytes each).
+	maxQuietRuns = 4096
 	// maxSuggestions bounds the templates a warning proposes.
 	maxSuggestions = 3
 )
@@ -45,6 +47,7 @@ type collisionFinder struct {
 	live    bool        // slots was cleared for this flush
 	points  int         // in this flush
 	warned  hashSet     // name hashes
+	quiet   hashSet     // name sums of runs all warned about (noteRun)
 	pending []collision // first collisions of names, to be explained
 
 	collapsed int // the current Write's, counted once it succeeds
@@ -89,25 +92,34 @@ func (f *collisionFinder) find(metrics []telegraf.Metric, pts []point, tagged bo
 	}
 	clear(f.groups)
 	f.nGroups, f.live, f.points = 0, false, len(pts)
+	var prefix string // of the run's names, up to the first '.'
+	var prefixHash uint64
 	for lo := 0; lo < len(pts); {
 		s, t := pts[lo].Series, pts[lo].Time
 		// Runs end where the measurement does, so that a group's runs are
-		// alike more often; comparing bytes here is enough, the group key
-		// folds case.
-		prefix, _, _ := strings.Cut(pts[lo].Name, ".")
-		f.run.start()
-		f.run.add(pts[lo].NameHash)
+		// alike more often. Consecutive runs mostly share the prefix.
+		if lo == 0 || !likePrefix(pts[lo].Name, prefix) {
+			prefix, _, _ = strings.Cut(pts[lo].Name, ".")
+			prefixHash = foldHash(prefix)
+		}
+		f.run.start(lo)
+		var filter runFilter
+		filter.mark(pts[lo].NameHash)
 		sum, twice := pts[lo].NameHash, false
 		hi := lo + 1
 		for ; hi < len(pts); hi++ {
 			p := &pts[hi]
-			if p.Series != s || p.Time != t || !hasPrefix(p.Name, prefix) {
+			if p.Series != s || p.Time != t || !likePrefix(p.Name, prefix) {
 				break
 			}
-			twice = twice || f.run.add(p.NameHash)
+			// The filter answers for most names, inlined; a call only
+			// when it may be a name seen before in the run.
+			if !twice && (hi-lo > maxScannedRun || filter.mark(p.NameHash)) {
+				twice = f.run.repeated(pts, hi)
+			}
 			sum += p.NameHash
 		}
-		f.addRun(pts, lo, hi, runScan{prefix: foldHash(prefix), sum: sum, twice: twice}, tagged)
+		f.addRun(pts, lo, hi, runScan{prefix: prefixHash, sum: sum, twice: twice}, tagged)
 		lo = hi
 	}
 	if len(f.pending) > 0 {
@@ -120,9 +132,16 @@ func (f *collisionFinder) find(metrics []telegraf.Metric, pts []point, tagged bo
 	}
 }
 
-// hasPrefix reports whether name up to its first '.' is prefix.
-func hasPrefix(name, prefix string) bool {
-	return strings.HasPrefix(name, prefix) && (len(name) == len(prefix) || name[len(prefix)] == '.')
+// likePrefix reports whether name up to its first '.' is likely prefix: it
+// compares the ends of the prefix and where the '.' is, in constant time.
+// Runs only split where prefixes differ to make groups alike more often;
+// a run that spans two prefixes is counted right all the same.
+func likePrefix(name, prefix string) bool {
+	n := len(prefix)
+	if len(name) < n || len(name) > n && name[n] != '.' {
+		return false
+	}
+	return n == 0 || name[0] == prefix[0] && name[n-1] == prefix[n-1]
 }
 
 // runScan is what the scan of a run of points found out about their names.
@@ -131,30 +150,79 @@ type runScan struct {
 	twice       bool   // a name is there twice
 }
 
-// runNames finds a name twice in a run: the name hashes of the current run
-// in open addressing, each slot stamped with the run that filled it, so
-// that starting a run clears nothing.
+// runFilter holds a bit for each name of a run, by its hash: most runs are
+// the fields of one metric, a few to a few dozen distinct names, and a clear
+// bit tells that a name is new to the run.
+type runFilter [4]uint64
+
+// mark sets the bit of h and reports whether it was set.
+func (f *runFilter) mark(h uint64) bool {
+	w, b := h>>62, uint64(1)<<(h>>56&63)
+	set := f[w]&b != 0
+	f[w] |= b
+	return set
+}
+
+// runNames finds a name twice in a run of points, where the runFilter
+// cannot tell: a scan of the run, and past maxScannedRun names a table of
+// the run's hashes in open addressing, each slot stamped with the run that
+// filled it, so that starting a run clears nothing.
 type runNames struct {
+	lo     int  // the run's first point
+	tabled bool // the run is long: its names are in slots
+
 	slots []runSlot
-	run   uint32
-	n     int // names in the current run
+	stamp uint32
+	n     int // names in the slots for the current stamp
 }
 
 type runSlot struct {
-	hash uint64
-	run  uint32 // a slot of another run is free
+	hash  uint64
+	stamp uint32 // a slot of another stamp is free
 }
 
-func (r *runNames) start() {
-	r.run++
+// maxScannedRun bounds the points scanned to check one name.
+const maxScannedRun = 32
+
+// start begins a run at point lo.
+func (r *runNames) start(lo int) {
+	r.lo, r.tabled = lo, false
+}
+
+// repeated reports whether the name of pts[i] is among those of
+// pts[r.lo:i], once the run's filter had its bit set. Past maxScannedRun it
+// is called for each point of the run in turn, until it reports one.
+func (r *runNames) repeated(pts []point, i int) bool {
+	h := pts[i].NameHash
+	if i-r.lo > maxScannedRun {
+		if !r.tabled {
+			r.table(pts[r.lo:i])
+		}
+		return r.add(h)
+	}
+	for j := r.lo; j < i; j++ {
+		if pts[j].NameHash == h {
+			return true
+		}
+	}
+	return false
+}
+
+// table puts the names of a long run so far into the slots.
+func (r *runNames) table(run []point) {
+	r.tabled = true
+	r.stamp++
 	r.n = 0
-	if r.run == 0 { // wrapped: stamps of 2^32 runs ago would look current
+	if r.stamp == 0 { // wrapped: stamps of 2^32 runs ago would look current
 		clear(r.slots)
-		r.run = 1
+		r.stamp = 1
+	}
+	for i := range run {
+		r.add(run[i].NameHash)
 	}
 }
 
-// add adds a name hash to the run and reports whether it was there.
+// add adds a name hash to the slots and reports whether it was there.
 func (r *runNames) add(h uint64) bool {
 	if 2*(r.n+1) > len(r.slots) {
 		r.grow()
@@ -163,8 +231,8 @@ func (r *runNames) add(h uint64) bool {
 	for i := h & mask; ; i = (i + 1) & mask {
 		sl := &r.slots[i]
 		switch {
-		case sl.run != r.run:
-			*sl = runSlot{hash: h, run: r.run}
+		case sl.stamp != r.stamp:
+			*sl = runSlot{hash: h, stamp: r.stamp}
 			r.n++
 			return false
 		case sl.hash == h:
@@ -175,9 +243,9 @@ func (r *runNames) add(h uint64) bool {
 
 func (r *runNames) grow() {
 	old := r.slots
-	r.slots, r.n = make([]runSlot, max(2*len(old), 16)), 0
+	r.slots, r.n = make([]runSlot, max(2*len(old), 64)), 0
 	for _, sl := range old {
-		if sl.run == r.run {
+		if sl.stamp == r.stamp {
 			r.add(sl.hash)
 		}
 	}
@@ -197,12 +265,8 @@ func (f *collisionFinder) addRun(pts []point, lo, hi int, r runScan, tagged bool
 	case !g.exact && !r.twice && g.names == r.sum && g.hi-g.lo == int32(hi-lo):
 		f.collapsed += hi - lo
 		if !g.noted {
-			// Once per group and flush: names warned about before are
-			// skipped by note.
 			g.noted = true
-			for i := lo; i < hi; i++ {
-				f.note(&pts[i], tagged)
-			}
+			f.noteRun(pts[lo:hi], r.sum, tagged)
 		}
 	default:
 		if !g.exact {
@@ -285,6 +349,23 @@ func table(slots []uint64, n int) []uint64 {
 	return slots
 }
 
+// noteRun notes the names of a run that collapses, once per group and
+// flush. Afterwards every name of the run is warned about, or never will be
+// (past maxCollisionWarnings), so the run is remembered by the sum of its
+// names' hashes: the next flushes skip it with one lookup, not one per name.
+func (f *collisionFinder) noteRun(run []point, sum uint64, tagged bool) {
+	k := nonZero(sum)
+	if f.quiet.has(k) {
+		return
+	}
+	for i := range run {
+		f.note(&run[i], tagged)
+	}
+	if f.quiet.n < maxQuietRuns {
+		f.quiet.add(k)
+	}
+}
+
 // note queues the first collision of a name not warned about yet. Past
 // maxCollisionWarnings names it queues nothing more.
 func (f *collisionFinder) note(p *point, tagged bool) {
@@ -321,7 +402,7 @@ func (f *collisionFinder) settle(delivered bool) {
 		f.groups, f.nGroups = nil, 0
 	}
 	if len(f.run.slots) > 2*retainedPoints {
-		f.run = runNames{}
+		f.run.slots = nil
 	}
 }
 

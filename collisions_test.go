@@ -379,7 +379,8 @@ func TestCollisionCountMatchesBruteForce(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	st := newStats("collisions-brute-force")
 	f := newCollisionFinder("host", "", st, quietLogger{})
-	measurements := []string{"cpu", "disk", "disk.io", "mem", "CPU"}
+	// wide has 80 fields: runs past maxScannedRun names.
+	measurements := []string{"cpu", "disk", "disk.io", "mem", "CPU", "wide"}
 	fields := []string{"a", "b", "c", "d", "e", "A"}
 	// As the converter makes them: one series per tag set, so tag sets may
 	// share a source; case aside, equal sources or tags are one series.
@@ -395,8 +396,15 @@ func TestCollisionCountMatchesBruteForce(t *testing.T) {
 				m := measurements[rng.IntN(len(measurements))]
 				s := sources[tagged][rng.IntN(len(sources[tagged]))]
 				tm := int64(1790000000 + rng.IntN(2))
-				for _, i := range rng.Perm(len(fields))[:rng.IntN(len(fields))+1] {
-					name := m + "." + fields[i]
+				n := len(fields)
+				if m == "wide" {
+					n = 80
+				}
+				for _, i := range rng.Perm(n)[:rng.IntN(n)+1] {
+					name := m + "." + fmt.Sprint("f", i)
+					if i < len(fields) {
+						name = m + "." + fields[i]
+					}
 					if rng.IntN(4) == 0 {
 						name = strings.Clone(name)
 					}
