@@ -5,11 +5,11 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/seed-d22a899f/librato/internal/delivery"
-
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/filter"
 	"github.com/influxdata/telegraf/plugins/serializers/graphite"
+
+	"github.com/seed-d22a899f/librato/internal/delivery"
 )
 
 // Conversion buffers are kept between flushes up to these sizes (about

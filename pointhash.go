@@ -4,7 +4,6 @@ import (
 	"hash/maphash"
 	"math/bits"
 	"slices"
-	"strings"
 )
 
 // Identity of what Librato keys measurements on. The converter hashes every
@@ -91,13 +90,6 @@ func lowerASCII(c byte) byte {
 		return c + 'a' - 'A'
 	}
 	return c
-}
-
-// prefixHash hashes a name up to its first '.', case-folded: the names of
-// one measurement share it.
-func prefixHash(name string) uint64 {
-	prefix, _, _ := strings.Cut(name, ".")
-	return foldHash(prefix)
 }
 
 // pointKey combines a series hash and a name hash into a key whose bit 0 is

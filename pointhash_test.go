@@ -2,6 +2,7 @@ package librato
 
 import (
 	"hash/maphash"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -54,8 +55,8 @@ func TestFoldHashDoesNotAllocate(t *testing.T) {
 func TestTagsIdentity(t *testing.T) {
 	pairs := func(kv ...string) [][2]string {
 		var out [][2]string
-		for i := 0; i < len(kv); i += 2 {
-			out = append(out, [2]string{kv[i], kv[i+1]})
+		for pair := range slices.Chunk(kv, 2) {
+			out = append(out, [2]string{pair[0], pair[1]})
 		}
 		return out
 	}
