@@ -13,7 +13,7 @@ import (
 )
 
 // Conversion buffers are kept between flushes up to these sizes (about
-// 1.5 MiB of points, enough for a flush of several thousand metrics);
+// 1.75 MiB of 56-byte points, enough for a flush of several thousand metrics);
 // a larger flush gets buffers of its own, let go when it is done, so that
 // one huge flush does not stay on the heap for good.
 const (
