@@ -40,24 +40,32 @@ func (b *budget) add(cost int) {
 	b.bytes += cost
 }
 
+// libratoName is a measurement's name in Librato and its identity hash
+// (foldHash): Librato's names are case-insensitive, and the screens compare
+// names by this hash, computed once per cached name.
+type libratoName struct {
+	text string
+	hash uint64
+}
+
 // nameCache maps measurement → field → Librato name. A measurement gets an
 // entry only once one of its fields needs a name, so measurements of string
 // fields only cost nothing.
 type nameCache struct {
-	byMeasurement map[string]map[string]string
+	byMeasurement map[string]map[string]libratoName
 	used          budget
 }
 
 // fields returns the names cached for a measurement, nil if none.
-func (nc *nameCache) fields(measurement string) map[string]string {
+func (nc *nameCache) fields(measurement string) map[string]libratoName {
 	return nc.byMeasurement[measurement]
 }
 
 // remember caches name for measurement's field, where names is what fields
 // returned for measurement (or what remember last returned for it), and
 // returns the measurement's map from now on.
-func (nc *nameCache) remember(names map[string]string, measurement, field, name string) map[string]string {
-	cost := nameEntryCost + len(field) + len(name)
+func (nc *nameCache) remember(names map[string]libratoName, measurement, field string, name libratoName) map[string]libratoName {
+	cost := nameEntryCost + len(field) + len(name.text)
 	if names == nil {
 		cost += measurementEntryCost + len(measurement)
 	}
@@ -75,7 +83,7 @@ func (nc *nameCache) remember(names map[string]string, measurement, field, name 
 	// measurements and fields with constants, and a lookup with the very
 	// string the map holds skips comparing bytes. Their lengths are counted.
 	if names == nil {
-		names = make(map[string]string)
+		names = make(map[string]libratoName)
 		nc.byMeasurement[measurement] = names
 		nc.used.add(0) // the measurement counts as an entry too
 	}
@@ -85,7 +93,7 @@ func (nc *nameCache) remember(names map[string]string, measurement, field, name 
 }
 
 func (nc *nameCache) startOver() {
-	nc.byMeasurement = make(map[string]map[string]string)
+	nc.byMeasurement = make(map[string]map[string]libratoName)
 	nc.used = budget{}
 }
 

@@ -3,7 +3,6 @@ package librato
 import (
 	"cmp"
 	"fmt"
-	"hash/maphash"
 	"slices"
 	"strings"
 
@@ -16,6 +15,8 @@ const (
 	maxCollisionWarnings = 1000
 	// maxCulprits bounds the metrics compared to explain one collision.
 	maxCulprits = 64
+	// maxQuietRuns bounds the runs noteRun remembers (8 bytes each).
+	maxQuietRuns = 4096
 	// maxSuggestions bounds the templates a warning proposes.
 	maxSuggestions = 3
 )
@@ -30,22 +31,23 @@ const (
 // Only runs alike in all three (a group) can collide. A run whose names are
 // the same set as the group's first run collapses whole; only groups where
 // that does not hold (different fields, a name twice in a run) compare
-// point by point. Names and groups are compared by 64-bit hashes.
+// point by point. Names and series are compared by the identity hashes the
+// converter gave them, which fold case as Librato does: a source WEB1 and
+// a source web1 are one series, CPU.idle and cpu.idle one name.
 type collisionFinder struct {
 	log         telegraf.Logger
 	stats       *stats
 	template    string
 	overrideTag string
 
-	series  seriesMemo
-	names   *nameMemo
-	runs    int         // runs seen, to stamp names with
+	run     runNames    // the names of the run being scanned
 	groups  []runGroup  // open addressing by key, kept between flushes
 	nGroups int         // used in this flush
 	slots   []uint64    // point keys of the groups compared point by point
 	live    bool        // slots was cleared for this flush
 	points  int         // in this flush
 	warned  hashSet     // name hashes
+	quiet   hashSet     // name sums of runs all warned about (noteRun)
 	pending []collision // first collisions of names, to be explained
 
 	collapsed int // the current Write's, counted once it succeeds
@@ -63,7 +65,9 @@ type runGroup struct {
 
 // collision is the first collision of a name, to be explained.
 type collision struct {
-	name, key string
+	name, key string // for the warning: the name, the source or tag set
+	nameHash  uint64 // identities, to find the metrics behind it
+	series    uint64
 	time      int64
 	culprits  []culprit
 }
@@ -75,9 +79,7 @@ type culprit struct {
 }
 
 func newCollisionFinder(template, overrideTag string, st *stats, log telegraf.Logger) collisionFinder {
-	seed := maphash.MakeSeed()
-	return collisionFinder{log: log, stats: st, template: template, overrideTag: overrideTag,
-		series: seriesMemo{seed: seed}, names: newNameMemo(maphash.Comparable(seed, 0))}
+	return collisionFinder{log: log, stats: st, template: template, overrideTag: overrideTag}
 }
 
 // find counts the collisions among pts and warns about names not warned
@@ -90,51 +92,168 @@ func (f *collisionFinder) find(metrics []telegraf.Metric, pts []point, tagged bo
 	}
 	clear(f.groups)
 	f.nGroups, f.live, f.points = 0, false, len(pts)
-	names := f.names
+	var prefix string // of the run's names, up to the first '.'
+	var prefixHash uint64
 	for lo := 0; lo < len(pts); {
-		f.runs++
-		stamp := f.runs
-		first := names.get(pts[lo].Name)
-		first.run = stamp
-		s, t, prefix := pts[lo].Series, pts[lo].Time, first.prefix
-		sum, twice, warned := first.hash, false, first.warned
+		s, t := pts[lo].Series, pts[lo].Time
+		// Runs end where the measurement does, so that a group's runs are
+		// alike more often. Consecutive runs mostly share the prefix.
+		if lo == 0 || !likePrefix(pts[lo].Name, prefix) {
+			prefix, _, _ = strings.Cut(pts[lo].Name, ".")
+			prefixHash = foldHash(prefix)
+		}
+		f.run.start(lo)
+		var filter runFilter
+		filter.mark(pts[lo].NameHash)
+		sum, twice := pts[lo].NameHash, false
 		hi := lo + 1
 		for ; hi < len(pts); hi++ {
 			p := &pts[hi]
-			if p.Series != s || p.Time != t {
+			if p.Series != s || p.Time != t || !likePrefix(p.Name, prefix) {
 				break
 			}
-			n := names.cached(p.Name)
-			if n == nil {
-				n = names.miss(p.Name)
+			// The filter answers for most names, inlined; a call only
+			// when it may be a name seen before in the run.
+			if !twice && (hi-lo > maxScannedRun || filter.mark(p.NameHash)) {
+				twice = f.run.repeated(pts, hi)
 			}
-			if n.prefix != prefix {
-				break
-			}
-			twice = twice || n.run == stamp
-			warned = warned && n.warned
-			n.run = stamp
-			sum += n.hash
+			sum += p.NameHash
 		}
-		f.addRun(pts, lo, hi, runScan{prefix: prefix, sum: sum, twice: twice, warned: warned}, tagged)
+		f.addRun(pts, lo, hi, runScan{prefix: prefixHash, sum: sum, twice: twice}, tagged)
 		lo = hi
 	}
 	if len(f.pending) > 0 {
 		f.explain(metrics, tagged, conv)
+		// Clear, not just truncate: the entries hold the culprits' tags and
+		// the series' text, which would stay reachable until a later
+		// collision overwrote them (tens of MiB with large tags).
+		clear(f.pending)
 		f.pending = f.pending[:0]
 	}
 }
 
+// likePrefix reports whether name up to its first '.' is likely prefix: it
+// compares the ends of the prefix and where the '.' is, in constant time.
+// Runs only split where prefixes differ to make groups alike more often;
+// a run that spans two prefixes is counted right all the same.
+func likePrefix(name, prefix string) bool {
+	n := len(prefix)
+	if len(name) < n || len(name) > n && name[n] != '.' {
+		return false
+	}
+	return n == 0 || name[0] == prefix[0] && name[n-1] == prefix[n-1]
+}
+
 // runScan is what the scan of a run of points found out about their names.
 type runScan struct {
-	prefix, sum uint64 // the names' prefix, the sum of their hashes
+	prefix, sum uint64 // the hash of the names' prefix, the sum of their hashes
 	twice       bool   // a name is there twice
-	warned      bool   // every name was warned about
+}
+
+// runFilter holds a bit for each name of a run, by its hash: most runs are
+// the fields of one metric, a few to a few dozen distinct names, and a clear
+// bit tells that a name is new to the run.
+type runFilter [4]uint64
+
+// mark sets the bit of h and reports whether it was set.
+func (f *runFilter) mark(h uint64) bool {
+	w, b := h>>62, uint64(1)<<(h>>56&63)
+	set := f[w]&b != 0
+	f[w] |= b
+	return set
+}
+
+// runNames finds a name twice in a run of points, where the runFilter
+// cannot tell: a scan of the run, and past maxScannedRun names a table of
+// the run's hashes in open addressing, each slot stamped with the run that
+// filled it, so that starting a run clears nothing.
+type runNames struct {
+	lo     int  // the run's first point
+	tabled bool // the run is long: its names are in slots
+
+	slots []runSlot
+	stamp uint32
+	n     int // names in the slots for the current stamp
+}
+
+type runSlot struct {
+	hash  uint64
+	stamp uint32 // a slot of another stamp is free
+}
+
+// maxScannedRun bounds the points scanned to check one name.
+const maxScannedRun = 32
+
+// start begins a run at point lo.
+func (r *runNames) start(lo int) {
+	r.lo, r.tabled = lo, false
+}
+
+// repeated reports whether the name of pts[i] is among those of
+// pts[r.lo:i], once the run's filter had its bit set. Past maxScannedRun it
+// is called for each point of the run in turn, until it reports one.
+func (r *runNames) repeated(pts []point, i int) bool {
+	h := pts[i].NameHash
+	if i-r.lo > maxScannedRun {
+		if !r.tabled {
+			r.table(pts[r.lo:i])
+		}
+		return r.add(h)
+	}
+	for j := r.lo; j < i; j++ {
+		if pts[j].NameHash == h {
+			return true
+		}
+	}
+	return false
+}
+
+// table puts the names of a long run so far into the slots.
+func (r *runNames) table(run []point) {
+	r.tabled = true
+	r.stamp++
+	r.n = 0
+	if r.stamp == 0 { // wrapped: stamps of 2^32 runs ago would look current
+		clear(r.slots)
+		r.stamp = 1
+	}
+	for i := range run {
+		r.add(run[i].NameHash)
+	}
+}
+
+// add adds a name hash to the slots and reports whether it was there.
+func (r *runNames) add(h uint64) bool {
+	if 2*(r.n+1) > len(r.slots) {
+		r.grow()
+	}
+	mask := uint64(len(r.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		sl := &r.slots[i]
+		switch {
+		case sl.stamp != r.stamp:
+			*sl = runSlot{hash: h, stamp: r.stamp}
+			r.n++
+			return false
+		case sl.hash == h:
+			return true
+		}
+	}
+}
+
+func (r *runNames) grow() {
+	old := r.slots
+	r.slots, r.n = make([]runSlot, max(2*len(old), 64)), 0
+	for _, sl := range old {
+		if sl.stamp == r.stamp {
+			r.add(sl.hash)
+		}
+	}
 }
 
 // addRun counts the collisions of the run pts[lo:hi].
 func (f *collisionFinder) addRun(pts []point, lo, hi int, r runScan, tagged bool) {
-	key := nonZero(f.series.hash(pts[lo].Series, tagged) ^ uint64(pts[lo].Time)*0x9e3779b97f4a7c15 ^ r.prefix*0xc2b2ae3d27d4eb4f)
+	key := nonZero(pts[lo].Series.Identity ^ uint64(pts[lo].Time)*0x9e3779b97f4a7c15 ^ r.prefix*0xc2b2ae3d27d4eb4f)
 	g := f.group(key)
 	switch {
 	case g.key == 0:
@@ -145,13 +264,9 @@ func (f *collisionFinder) addRun(pts []point, lo, hi int, r runScan, tagged bool
 		}
 	case !g.exact && !r.twice && g.names == r.sum && g.hi-g.lo == int32(hi-lo):
 		f.collapsed += hi - lo
-		if !g.noted && !r.warned {
+		if !g.noted {
 			g.noted = true
-			for i := lo; i < hi; i++ {
-				if n := f.names.cached(pts[i].Name); n == nil || !n.warned {
-					f.note(&pts[i], tagged)
-				}
-			}
+			f.noteRun(pts[lo:hi], r.sum, tagged)
 		}
 	default:
 		if !g.exact {
@@ -199,9 +314,9 @@ func (f *collisionFinder) compare(run []point, tagged bool) {
 		f.live = true
 	}
 	mask := uint64(len(f.slots) - 1)
-	rh := f.series.hash(run[0].Series, tagged) ^ uint64(run[0].Time)*0x9e3779b97f4a7c15
+	rh := run[0].Series.Identity ^ uint64(run[0].Time)*0x9e3779b97f4a7c15
 	for i := range run {
-		k := pointKey(rh, f.names.get(run[i].Name).hash)
+		k := pointKey(rh, run[i].NameHash)
 		j := k & mask
 		for f.slots[j] != 0 && f.slots[j]&^1 != k {
 			j = (j + 1) & mask
@@ -234,20 +349,42 @@ func table(slots []uint64, n int) []uint64 {
 	return slots
 }
 
-// note queues the first collision of a name not warned about yet. Past
-// maxCollisionWarnings names it marks them warned without a warning.
-func (f *collisionFinder) note(p *point, tagged bool) {
-	n := f.names.get(p.Name)
-	if n.warned {
+// noteRun notes the names of a run that collapses, once per group and
+// flush. Afterwards every name of the run is warned about, or never will be
+// (past maxCollisionWarnings), so the run is remembered by the sum of its
+// names' hashes: the next flushes skip it with one lookup, not one per name.
+func (f *collisionFinder) noteRun(run []point, sum uint64, tagged bool) {
+	k := nonZero(sum)
+	if f.quiet.has(k) {
 		return
 	}
-	n.warned = true
-	h := nonZero(n.hash)
-	if f.warned.has(h) || f.warned.n >= maxCollisionWarnings {
+	for i := range run {
+		f.note(&run[i], tagged)
+	}
+	if f.quiet.n < maxQuietRuns {
+		f.quiet.add(k)
+	}
+}
+
+// note queues the first collision of a name not warned about yet. Past
+// maxCollisionWarnings names it queues nothing more.
+func (f *collisionFinder) note(p *point, tagged bool) {
+	h := nonZero(p.NameHash)
+	if f.warned.n >= maxCollisionWarnings || f.warned.has(h) {
 		return
 	}
 	f.warned.add(h)
-	f.pending = append(f.pending, collision{name: p.Name, key: seriesKeyOf(p.Series, tagged), time: p.Time})
+	f.pending = append(f.pending, collision{name: p.Name, key: seriesKeyOf(p.Series, tagged),
+		nameHash: p.NameHash, series: p.Series.Identity, time: p.Time})
+}
+
+// seriesKeyOf is what Librato tells series apart by, besides the name, as
+// sent: the legacy source or the tagged API's tag set.
+func seriesKeyOf(s *series, tagged bool) string {
+	if tagged {
+		return s.Tags
+	}
+	return s.Source
 }
 
 // settle adds the current Write's collisions to the self-metric once the
@@ -264,6 +401,9 @@ func (f *collisionFinder) settle(delivered bool) {
 	if len(f.groups) > 2*retainedPoints {
 		f.groups, f.nGroups = nil, 0
 	}
+	if len(f.run.slots) > 2*retainedPoints {
+		f.run.slots = nil
+	}
 }
 
 // explain finds the metrics behind each queued collision and logs which
@@ -271,14 +411,14 @@ func (f *collisionFinder) settle(delivered bool) {
 // slow: it asks the converter again for every metric's series and names.
 func (f *collisionFinder) explain(metrics []telegraf.Metric, tagged bool, conv *converter) {
 	type place struct {
-		name, key string
-		time      int64
+		name, series uint64
+		time         int64
 	}
 	index := make(map[place]*collision, len(f.pending))
 	times := make(map[int64]bool)
 	for i := range f.pending {
 		g := &f.pending[i]
-		index[place{g.name, g.key, g.time}] = g
+		index[place{g.nameHash, g.series, g.time}] = g
 		times[g.time] = true
 	}
 	for _, m := range metrics {
@@ -295,9 +435,9 @@ func (f *collisionFinder) explain(metrics []telegraf.Metric, tagged bool, conv *
 			if _, ok := toFloat(field.Value); !ok {
 				continue
 			}
-			var name string
+			var name libratoName
 			name, names = conv.nameFor(names, m.Name(), field.Key)
-			g := index[place{name, seriesKeyOf(s, tagged), t}]
+			g := index[place{name.hash, s.Identity, t}]
 			if g != nil && len(g.culprits) < maxCulprits {
 				g.culprits = append(g.culprits, culprit{m.Name(), m.TagList()})
 			}
@@ -366,11 +506,11 @@ func (f *collisionFinder) advice(g *collision, tagged bool) string {
 	if len(g.culprits) < 2 {
 		return `Set a template that tells them apart, or use api = "tagged".`
 	}
-	spreads := tagSpreads(g.culprits)
+	spreads := tagSpreads(g.culprits, false)
 	if len(spreads) == 0 {
 		for _, c := range g.culprits[1:] {
 			if c.measurement != g.culprits[0].measurement {
-				return fmt.Sprintf("They come from measurements %q and %q, whose names are equal once sanitised: rename one.",
+				return fmt.Sprintf("They come from measurements %q and %q, whose names Librato takes for one (once sanitised, case aside): rename one.",
 					g.culprits[0].measurement, c.measurement)
 			}
 		}
@@ -380,6 +520,12 @@ func (f *collisionFinder) advice(g *collision, tagged bool) string {
 	keys := make([]string, len(spreads))
 	for i, s := range spreads {
 		keys[i] = fmt.Sprintf("%q", s.key)
+	}
+	if len(tagSpreads(g.culprits, true)) == 0 {
+		// Neither a template nor the tagged API helps: Librato compares
+		// sources and names regardless of case and lower-cases tags.
+		return fmt.Sprintf("They differ only in the case of tag(s) %s, which Librato ignores: make them differ in more than case.",
+			strings.Join(keys, ", "))
 	}
 	differ := "They differ in tag(s) " + strings.Join(keys, ", ")
 	switch {
@@ -430,8 +576,9 @@ type tagSpread struct {
 }
 
 // tagSpreads returns the tags whose values differ among the tag sets, the
-// ones that tell most of them apart first.
-func tagSpreads(sets []culprit) []tagSpread {
+// ones that tell most of them apart first; with fold, values that differ
+// only in case count as equal.
+func tagSpreads(sets []culprit, fold bool) []tagSpread {
 	var keys []string
 	for _, c := range sets {
 		for _, t := range c.tags {
@@ -453,6 +600,9 @@ func tagSpreads(sets []culprit) []tagSpread {
 			for _, t := range c.tags {
 				if t.Key == k {
 					v = value{true, t.Value}
+					if fold {
+						v.v = strings.ToLower(v.v)
+					}
 					break
 				}
 			}

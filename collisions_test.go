@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/metric"
 	"github.com/influxdata/telegraf/plugins/inputs/disk"
 	"github.com/influxdata/telegraf/selfstat"
 	"github.com/influxdata/telegraf/testutil"
@@ -133,6 +135,42 @@ disk,host=h,path=a:b used=1 1790000000000000000
 disk,host=h,path=a;b used=2 1790000000000000000
 `,
 			advice: []string{`which the template uses but sanitising makes equal`},
+		},
+		// Librato compares sources and names regardless of case, and
+		// lower-cases tags: these are one series to it.
+		{
+			name: "sources differ only in case", collapsed: 1, warnings: 1, lp: `
+temp,host=WEB1 value=1 1790000000000000000
+temp,host=web1 value=2 1790000000000000000
+`,
+			advice: []string{`source "web1" from 2 metrics`, `They differ only in the case of tag(s) "host", which Librato ignores`},
+		},
+		{
+			name: "tag values differ only in case", api: apiTagged, collapsed: 1, warnings: 1, lp: `
+temp,host=WEB1 value=1 1790000000000000000
+temp,host=web1 value=2 1790000000000000000
+`,
+			advice: []string{`from 2 metrics`, `They differ only in the case of tag(s) "host", which Librato ignores`},
+		},
+		{
+			name: "names differ only in case", collapsed: 1, warnings: 1, lp: `
+CPU,host=a idle=1 1790000000000000000
+cpu,host=a idle=2 1790000000000000000
+`,
+			advice: []string{`"cpu.idle" at 1790000000 with source "a" from 2 metrics`, `measurements "CPU" and "cpu"`, "rename one"},
+		},
+		// Distinct fields whose names the hand-written hash of old took for
+		// one in every process (byte 7 +-0x40 cancelled byte 11 +-0x08).
+		{
+			name: "names that collided in the old name hash", lp: `
+disk,host=h iop_rda_max=1,io0_rdi_max=2,io0_rdy_max=3 1790000000000000000
+disk,host=h iop_rda_max=1,io0_rdi_max=2,io0_rdy_max=3 1790000010000000000
+`,
+		},
+		{
+			name: "names that collided in the old name hash, tagged", api: apiTagged, lp: `
+disk,host=h iop_rda_max=1,io0_rdi_max=2,io0_rdy_max=3 1790000000000000000
+`,
 		},
 	}
 	for _, tc := range cases {
@@ -278,6 +316,32 @@ func TestDiskMountsCollapse(t *testing.T) {
 	require.Len(t, fake.Gauges(), 2*benchkit.Gauges(metrics), "colliding measurements are still sent")
 }
 
+// TestHeldMemoryCollisionExplainer: the explainer of a collision keeps the
+// tags of the metrics behind it only while it writes the warning. It kept
+// them until a later collision overwrote them: 64 MiB after one flush of
+// colliding metrics with large tags.
+func TestHeldMemoryCollisionExplainer(t *testing.T) {
+	skipHeavy(t)
+	sink := benchkit.NewSink()
+	t.Cleanup(sink.Close)
+	l := newPlugin(t, sink.URL(), func(l *Librato) { l.Log = quietLogger{} })
+
+	const names, tagBytes = 256, 128 << 10 // two metrics per name: 64 MiB of tags
+	held := heldAfter(t, l, func() {
+		metrics := make([]telegraf.Metric, 0, 2*names)
+		for i := range 2 * names {
+			// Unique, too large for the series cache, not in the source
+			// (template "host"): after the Write only a culprit holds it.
+			big := strconv.Itoa(i) + strings.Repeat("x", tagBytes)
+			metrics = append(metrics, metric.New(fmt.Sprintf("m%d", i/2), map[string]string{"host": "h", "request": big},
+				map[string]any{"value": 1.0}, time.Unix(1790000000, 0)))
+		}
+		require.NoError(t, l.Write(metrics))
+		require.Equal(t, int64(names), selfStat(l.APIURL, "measurements_collapsed", ""), "every name collided")
+	})
+	requireHeldWithin(t, held, buffersBudget(l)+4<<20) // nothing large but the buffers
+}
+
 // BenchmarkCollisionFinder is the finder alone on the benchmark workload
 // (9,000 gauges, half of them colliding under template "host").
 func BenchmarkCollisionFinder(b *testing.B) {
@@ -307,34 +371,49 @@ func (quietLogger) Warnf(string, ...any) {}
 func (quietLogger) Warn(...any)          {}
 
 // TestCollisionCountMatchesBruteForce compares the finder's count with a
-// plain count of (name, series key, second) on random flushes: runs of
-// metrics that share tags or not, fields in any order, names equal in text
-// but not in memory, measurements sharing names, duplicates.
+// plain count of (name, series key, second), case-folded as Librato
+// compares them, on random flushes: runs of metrics that share tags or not,
+// fields in any order, names equal in text but not in memory or only but
+// for case, measurements sharing names, duplicates.
 func TestCollisionCountMatchesBruteForce(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	st := newStats("collisions-brute-force")
 	f := newCollisionFinder("host", "", st, quietLogger{})
-	measurements := []string{"cpu", "disk", "disk.io", "mem"}
-	fields := []string{"a", "b", "c", "d", "e"}
-	sources := []*series{{Source: "h1"}, {Source: "h1"}, {Source: "h2"}, {Source: "h1", Tags: "x"}}
+	// wide has 80 fields: runs past maxScannedRun names.
+	measurements := []string{"cpu", "disk", "disk.io", "mem", "CPU", "wide"}
+	fields := []string{"a", "b", "c", "d", "e", "A"}
+	// As the converter makes them: one series per tag set, so tag sets may
+	// share a source; case aside, equal sources or tags are one series.
+	sources := map[bool][]*series{
+		false: {legacySeriesOf("h1"), legacySeriesOf("h1"), legacySeriesOf("h2"), legacySeriesOf("H1")},
+		true: {taggedSeriesOf("host", "h1"), taggedSeriesOf("host", "h1"), taggedSeriesOf("host", "h2"),
+			taggedSeriesOf("host", "H1"), taggedSeriesOf("HOST", "h1")},
+	}
 	for round := range 300 {
-		pts := make([]point, 0, 40*len(fields))
-		for range rng.IntN(40) + 1 {
-			m := measurements[rng.IntN(len(measurements))]
-			s := sources[rng.IntN(len(sources))]
-			tm := int64(1790000000 + rng.IntN(2))
-			for _, i := range rng.Perm(len(fields))[:rng.IntN(len(fields))+1] {
-				name := m + "." + fields[i]
-				if rng.IntN(4) == 0 {
-					name = strings.Clone(name)
-				}
-				pts = append(pts, point{Name: name, Series: s, Time: tm})
-			}
-		}
 		for _, tagged := range []bool{false, true} {
+			pts := make([]point, 0, 40*len(fields))
+			for range rng.IntN(40) + 1 {
+				m := measurements[rng.IntN(len(measurements))]
+				s := sources[tagged][rng.IntN(len(sources[tagged]))]
+				tm := int64(1790000000 + rng.IntN(2))
+				n := len(fields)
+				if m == "wide" {
+					n = 80
+				}
+				for _, i := range rng.Perm(n)[:rng.IntN(n)+1] {
+					name := m + "." + fmt.Sprint("f", i)
+					if i < len(fields) {
+						name = m + "." + fields[i]
+					}
+					if rng.IntN(4) == 0 {
+						name = strings.Clone(name)
+					}
+					pts = append(pts, pointOf(name, s, tm))
+				}
+			}
 			want, seen := 0, map[string]bool{}
 			for _, p := range pts {
-				k := fmt.Sprint(p.Name, "\x00", seriesKeyOf(p.Series, tagged), "\x00", p.Time)
+				k := strings.ToLower(fmt.Sprint(p.Name, "\x00", seriesKeyOf(p.Series, tagged), "\x00", p.Time))
 				if seen[k] {
 					want++
 				}
@@ -344,4 +423,19 @@ func TestCollisionCountMatchesBruteForce(t *testing.T) {
 			require.Equal(t, want, f.collapsed, "round %d, tagged %v", round, tagged)
 		}
 	}
+}
+
+// legacySeriesOf, taggedSeriesOf and pointOf make series and points with
+// their identities, as the converter does.
+func legacySeriesOf(source string) *series {
+	return &series{Source: source, Identity: foldHash(source)}
+}
+
+func taggedSeriesOf(key, value string) *series {
+	pairs := [][2]string{{key, value}}
+	return &series{Tags: string(appendTagObject(nil, pairs)), Identity: tagsIdentity(pairs)}
+}
+
+func pointOf(name string, s *series, t int64) point {
+	return point{Name: name, NameHash: foldHash(name), Series: s, Time: t}
 }

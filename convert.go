@@ -14,7 +14,7 @@ import (
 )
 
 // Conversion buffers are kept between flushes up to these sizes (about
-// 1.5 MiB of points, enough for a flush of several thousand metrics);
+// 1.75 MiB of 56-byte points, enough for a flush of several thousand metrics);
 // a larger flush gets buffers of its own, let go when it is done, so that
 // one huge flush does not stay on the heap for good.
 const (
@@ -176,17 +176,17 @@ func (c *converter) convertMetric(m telegraf.Metric) {
 			}
 			continue
 		}
-		var name string
+		var name libratoName
 		name, names = c.nameFor(names, m.Name(), f.Key)
-		if name == "" {
-			c.dropPoint(name, s, reasonEmptyName, "the metric has no name (Librato requires one)")
+		if name.text == "" {
+			c.dropPoint(name.text, s, reasonEmptyName, "the metric has no name (Librato requires one)")
 			continue
 		}
 		if reason, problem := valueProblem(v); problem != "" {
-			c.dropPoint(name, s, reason, problem)
+			c.dropPoint(name.text, s, reason, problem)
 			continue
 		}
-		c.points = append(c.points, point{Name: name, Series: s, Time: t, Value: v})
+		c.points = append(c.points, point{Name: name.text, NameHash: name.hash, Series: s, Time: t, Value: v})
 	}
 }
 
@@ -210,15 +210,17 @@ func toFloat(v any) (float64, bool) {
 // nameFor returns the Librato name of a field: "measurement.field", or the
 // measurement alone for a field called "value". names is the measurement's
 // name cache, as nameCache.fields or the previous nameFor returned it.
-func (c *converter) nameFor(names map[string]string, measurement, field string) (string, map[string]string) {
+func (c *converter) nameFor(names map[string]libratoName, measurement, field string) (libratoName, map[string]libratoName) {
 	if name, ok := names[field]; ok {
 		return name, names
 	}
-	name := measurement
+	text := measurement
 	if field != "value" {
-		name = measurement + "." + field
+		text = measurement + "." + field
 	}
-	name = c.shorten(sanitizeName(name), maxNameLen)
+	text = c.shorten(sanitizeName(text), maxNameLen)
+	// Hashed here, once per name the cache holds, for the screens.
+	name := libratoName{text: text, hash: foldHash(text)}
 	return name, c.names.remember(names, measurement, field, name)
 }
 
@@ -253,9 +255,14 @@ func (c *converter) seriesFor(m telegraf.Metric) *series {
 	return s
 }
 
-// newSeries builds the series of the metric's tag set, with its TagSet.
+// newSeries makes the series of the metric's tag set: its identity for the
+// screens (a tagged series gets it from taggedSeries, which has the tag
+// pairs) and its TagSet for the ledger.
 func (c *converter) newSeries(m telegraf.Metric) *series {
-	s := c.seriesOf(m)
+	s := c.buildSeries(m)
+	if s.Problem == "" && !c.cfg.tagged {
+		s.Identity = foldHash(s.Source) // Librato merges WEB1 and web1
+	}
 	s.TagSet = tagSetHash(c.cfg.tagSeed, m.TagList())
 	return s
 }
@@ -276,7 +283,7 @@ func tagSetHash(seed maphash.Seed, tags []*telegraf.Tag) uint64 {
 	return h.Sum64()
 }
 
-func (c *converter) seriesOf(m telegraf.Metric) *series {
+func (c *converter) buildSeries(m telegraf.Metric) *series {
 	override, hasOverride := "", false
 	if c.cfg.sourceOverrideTag != "" {
 		override, hasOverride = m.GetTag(c.cfg.sourceOverrideTag)
@@ -335,7 +342,7 @@ func (c *converter) taggedSeries(m telegraf.Metric, override string, hasOverride
 	if len(tags.pairs) == 0 {
 		return &series{Problem: "no tags to send (Librato's tagged API requires one; see extra_tags)", Reason: int(reasonNoTags)}
 	}
-	return &series{Tags: string(appendTagObject(nil, tags.pairs))}
+	return &series{Tags: string(appendTagObject(nil, tags.pairs)), Identity: tagsIdentity(tags.pairs)}
 }
 
 type tagSet struct {

@@ -248,7 +248,7 @@ func cachedNormally(c *converter) int {
 	n := 0
 	for m, names := range c.names.byMeasurement {
 		for f, name := range names {
-			n += nameEntryCost + len(f) + len(name)
+			n += nameEntryCost + len(f) + len(name.text)
 		}
 		n += measurementEntryCost + len(m)
 	}

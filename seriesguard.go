@@ -1,7 +1,6 @@
 package librato
 
 import (
-	"hash/maphash"
 	"strings"
 	"time"
 
@@ -100,16 +99,37 @@ func (s *seenSeries) reset() {
 
 // seriesGuard enforces max_new_series: within any max_new_series_period at
 // most that many series Librato has not been sent before by this process,
-// the excess dropped, series already seen always let through.
+// the excess dropped, series already seen always let through. Series are
+// compared as Librato compares them, by the identities the converter gave
+// names and series (case-folded names and sources, lower-cased tags).
+//
+// The plugin cannot tell which series Librato already holds, and it cannot
+// see where the agent's flush begins or ends either (Telegraf splits one
+// into Writes of metric_batch_size, and an outage holds most of it back).
+// So it warms up: from the first Write (after start, or after a change of
+// API) until one max_new_series_period after the first Write that was
+// delivered, every series is taken as known, however many. Inputs gather
+// every series they have at least once per interval, so a restart drops
+// none of the series that were flowing before it, as long as their inputs'
+// interval is shorter than the period; and an outage at start does not eat
+// the warm-up, since it counts from the first delivery. Series first seen
+// after the warm-up count as new. The price: in the warm-up a tag
+// explosion is not limited. The warm-up only fills the seen set, whose
+// memory is bounded like the rest of the guard's.
 type seriesGuard struct {
 	now    func() time.Time
 	period time.Duration
 	window seriesWindow
-	series seriesMemo
-	names  *nameMemo
 	seen   seenSeries
-	primed bool
 	tagged bool
+
+	// The warm-up. warmUntil is zero until a Write in the warm-up was
+	// delivered; screenedAt is when the current Write was screened.
+	started    bool
+	warming    bool
+	warmUntil  time.Time
+	screenedAt time.Time
+	learned    int // series taken as known in the warm-up
 
 	log   telegraf.Logger
 	stats *stats
@@ -121,13 +141,10 @@ type seriesGuard struct {
 }
 
 func newSeriesGuard(limit int, period time.Duration, st *stats, log telegraf.Logger) *seriesGuard {
-	seed := maphash.MakeSeed()
 	return &seriesGuard{
 		now:    time.Now,
 		period: period,
 		window: newSeriesWindow(limit, period),
-		series: seriesMemo{seed: seed},
-		names:  newNameMemo(maphash.Comparable(seed, 0)),
 		seen:   seenSeries{maxSlots: maxSeenSlots},
 		log:    log,
 		stats:  st,
@@ -136,37 +153,41 @@ func newSeriesGuard(limit int, period time.Duration, st *stats, log telegraf.Log
 
 // screen removes the points of series beyond the allowance from pts, in
 // place. Series are keyed on what is sent in the API the points are for, so
-// the mode is passed with every flush.
-//
-// The first flush, and the first after the API changed, is taken as known
-// in full: the plugin cannot tell which series Librato already holds, and
-// an agent restarting with more series than max_new_series must not lose
-// them.
+// the mode is passed with every Write; a change of API starts a new warm-up.
 func (g *seriesGuard) screen(pts []point, tagged bool) []point {
 	g.dropped, g.examples = 0, g.examples[:0]
-	if len(pts) == 0 {
-		return pts
-	}
-	if !g.primed || tagged != g.tagged {
+	now := g.now()
+	g.screenedAt = now
+	if !g.started || tagged != g.tagged {
 		g.seen.reset()
+		g.started, g.tagged = true, tagged
+		g.warming, g.warmUntil, g.learned = true, time.Time{}, 0
+		g.log.Debugf("max_new_series: warming up: series are taken as known until %s after the first delivered flush", g.period)
+	}
+	if g.warming && !g.warmUntil.IsZero() && !now.Before(g.warmUntil) {
+		g.warming = false
+		g.log.Infof("max_new_series: warm-up over, %d series taken as known; new series count against the limit from now on", g.learned)
+	}
+	if g.warming {
 		for i := range pts {
-			g.seen.add(g.key(&pts[i], tagged))
+			if k := pointIdentity(&pts[i]); !g.seen.has(k) {
+				g.seen.add(k)
+				g.learned++
+			}
 		}
-		g.primed, g.tagged = true, tagged
-		g.log.Debugf("max_new_series: taking the series of this flush as known (%d measurements)", len(pts))
 		return pts
 	}
-	allow := g.window.allowance(g.now())
+	allow := g.window.allowance(now)
 	admitted := 0
 	kept := pts[:0]
 	for i := range pts {
 		p := &pts[i]
-		k := g.key(p, tagged)
+		k := pointIdentity(p)
 		switch {
 		case g.seen.has(k):
 		case admitted < allow:
-			// Seen from now on: a retry of this flush, or its next
-			// measurements, must not count or drop it again.
+			// Seen from now on: a retry of this Write, or the next ones
+			// of the flush, must not count or drop it again.
 			admitted++
 			g.seen.add(k)
 		default:
@@ -179,10 +200,11 @@ func (g *seriesGuard) screen(pts []point, tagged bool) []point {
 	return kept
 }
 
-// key identifies the series of a point as Librato does: name and source,
-// or name and tag set.
-func (g *seriesGuard) key(p *point, tagged bool) uint64 {
-	return pointKey(g.series.hash(p.Series, tagged), g.names.get(p.Name).hash)
+// pointIdentity identifies the series of a point as Librato does: name and
+// source, or name and tag set, compared as Librato compares them (by the
+// identities the converter gave them).
+func pointIdentity(p *point) uint64 {
+	return pointKey(p.Series.Identity, p.NameHash)
 }
 
 func (g *seriesGuard) refuse(p *point, tagged bool) {
@@ -197,9 +219,16 @@ func (g *seriesGuard) refuse(p *point, tagged bool) {
 	}
 }
 
-// settle reports the current Write's drops once they are final.
+// settle reports the current Write's drops once they are final. The first
+// delivered Write of a warm-up sets its end.
 func (g *seriesGuard) settle(delivered bool) {
-	if !delivered || g.dropped == 0 {
+	if !delivered {
+		return
+	}
+	if g.warming && g.warmUntil.IsZero() {
+		g.warmUntil = g.screenedAt.Add(g.period)
+	}
+	if g.dropped == 0 {
 		return
 	}
 	g.stats.dropped[reasonSeriesLimit].Incr(int64(g.dropped))

@@ -12,6 +12,7 @@ import (
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/config"
 	"github.com/influxdata/telegraf/metric"
+	"github.com/influxdata/telegraf/models"
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
 
@@ -112,58 +113,77 @@ func TestSeenSeriesMemory(t *testing.T) {
 	}
 }
 
-// guardFlush is one flush through the guard: points of the given series
-// (name@source), and what must come out.
-type guardFlush struct {
-	at       time.Duration
-	tagged   bool
-	series   []string
-	wantKept []string
+// guardWrite is one Write through the guard: points of the given series
+// (name@source), what must come out, and whether the Write was delivered.
+type guardWrite struct {
+	at        time.Duration
+	tagged    bool
+	series    []string
+	wantKept  []string
+	undeliver bool
 }
 
+// TestSeriesGuardPolicy: the warm-up takes every series as known until one
+// period after the first delivered Write; after it, new series count in a
+// window of time, whatever the Writes; names and sources compare as Librato
+// compares them, case aside.
 func TestSeriesGuardPolicy(t *testing.T) {
 	known := []string{"cpu@a", "cpu@b", "mem@a"}
-	flushes := []guardFlush{
-		// The first flush is taken as known, however many series it has.
-		{at: 0, series: known, wantKept: known},
-		{at: time.Minute, series: append([]string{"disk@a", "disk@b", "disk@c"}, known...),
-			wantKept: append([]string{"disk@a", "disk@b"}, known...)},
-		// Telegraf's retry of the same flush: no series counted twice,
+	more := []string{"disk@a", "disk@b", "disk@c", "disk@d"}
+	writes := []guardWrite{
+		// An outage at start: nothing delivered, the warm-up goes on,
+		// even past a period.
+		{at: 0, series: known, wantKept: known, undeliver: true},
+		{at: 90 * time.Minute, series: more, wantKept: more, undeliver: true},
+		// The first delivered Write: the warm-up ends one period later.
+		{at: 100 * time.Minute, series: append(more, known...), wantKept: append(more, known...)},
+		// Until then, however many series come, in however many Writes.
+		{at: 150 * time.Minute, series: []string{"net@a", "net@b", "net@c"}, wantKept: []string{"net@a", "net@b", "net@c"}},
+		{at: 159 * time.Minute, series: []string{"net@d"}, wantKept: []string{"net@d"}},
+		// Warm-up over: new series count, known ones flow.
+		{at: 160 * time.Minute, series: append([]string{"disk@e", "disk@f", "disk@g"}, known...),
+			wantKept: append([]string{"disk@e", "disk@f"}, known...)},
+		// Telegraf's retry of the same Write: no series counted twice,
 		// none admitted before dropped now.
-		{at: 2 * time.Minute, series: append([]string{"disk@a", "disk@b", "disk@c"}, known...),
-			wantKept: append([]string{"disk@a", "disk@b"}, known...)},
-		// The admissions of minute 1 count until minute 62: a period and
-		// at most 1/60 of one more.
-		{at: 61 * time.Minute, series: []string{"net@a"}, wantKept: nil},
+		{at: 161 * time.Minute, series: append([]string{"disk@e", "disk@f", "disk@g"}, known...),
+			wantKept: append([]string{"disk@e", "disk@f"}, known...)},
+		// The admissions of minute 160 count until minute 221: a period
+		// and at most 1/60 of one more.
+		{at: 220 * time.Minute, series: []string{"net@e"}, wantKept: nil},
 		// Several measurements of one new series: one series.
-		{at: 62 * time.Minute, series: []string{"net@a", "net@a", "net@b"}, wantKept: []string{"net@a", "net@a", "net@b"}},
-		{at: 63 * time.Minute, series: []string{"disk@c"}, wantKept: nil},
-		{at: 64 * time.Minute, series: []string{"disk@a", "disk@b", "net@a"}, wantKept: []string{"disk@a", "disk@b", "net@a"}},
-		// Another API keys series differently: its first flush is taken
-		// as known too.
-		{at: 65 * time.Minute, tagged: true, series: []string{"x@1", "x@2", "x@3", "x@4"}, wantKept: []string{"x@1", "x@2", "x@3", "x@4"}},
-		{at: 66 * time.Minute, tagged: true, series: []string{"x@5", "x@6"}, wantKept: nil},
+		{at: 221 * time.Minute, series: []string{"net@e", "net@e", "net@f"}, wantKept: []string{"net@e", "net@e", "net@f"}},
+		// Librato's names and sources are case-insensitive: these are
+		// known series, while DISK@G is the refused disk@g.
+		{at: 222 * time.Minute, series: []string{"CPU@A", "Cpu@b", "mem@A", "NET@E", "DISK@G"},
+			wantKept: []string{"CPU@A", "Cpu@b", "mem@A", "NET@E"}},
+		// Another API keys series differently: a new warm-up.
+		{at: 223 * time.Minute, tagged: true, series: []string{"x@1", "x@2", "x@3", "x@4"}, wantKept: []string{"x@1", "x@2", "x@3", "x@4"}},
+		{at: 282 * time.Minute, tagged: true, series: []string{"x@5", "x@6"}, wantKept: []string{"x@5", "x@6"}},
+		{at: 283 * time.Minute, tagged: true, series: []string{"x@7", "x@8", "x@9", "X@1"}, wantKept: []string{"x@7", "x@8", "X@1"}},
 	}
 	clock := epoch
 	g := newSeriesGuard(2, time.Hour, newStats("guard-policy"), testutil.Logger{Quiet: true})
 	g.now = func() time.Time { return clock }
-	interned := map[string]*series{}
-	for i, f := range flushes {
-		clock = epoch.Add(f.at)
+	for i, w := range writes {
+		clock = epoch.Add(w.at)
 		var pts []point
-		for _, s := range f.series {
+		keys := map[*series]string{}
+		for _, s := range w.series {
 			name, key, _ := strings.Cut(s, "@")
-			if interned[key] == nil {
-				interned[key] = &series{Source: key, Tags: `{"k":"` + key + `"}`}
+			ser := legacySeriesOf(key)
+			if w.tagged {
+				ser = taggedSeriesOf("k", key)
 			}
-			pts = append(pts, point{Name: name, Series: interned[key], Time: clock.Unix()})
+			keys[ser] = key
+			pts = append(pts, pointOf(name, ser, clock.Unix()))
 		}
 		var kept []string
-		for _, p := range g.screen(pts, f.tagged) {
-			kept = append(kept, p.Name+"@"+p.Series.Source)
+		for _, p := range g.screen(pts, w.tagged) {
+			kept = append(kept, p.Name+"@"+keys[p.Series])
 		}
-		require.Equal(t, f.wantKept, kept, "flush %d", i)
-		require.Equal(t, len(f.series)-len(f.wantKept), g.dropped, "flush %d", i)
+		require.Equal(t, w.wantKept, kept, "write %d", i)
+		require.Equal(t, len(w.series)-len(w.wantKept), g.dropped, "write %d", i)
+		g.settle(!w.undeliver)
 	}
 }
 
@@ -225,8 +245,16 @@ func knownAndNew(t time.Time, n int) []telegraf.Metric {
 	return ms
 }
 
+// guardClock gives the plugin's series guard a fake clock, at epoch.
+func guardClock(l *Librato) *time.Time {
+	clock := epoch
+	l.guard.now = func() time.Time { return clock }
+	return &clock
+}
+
 // TestMaxNewSeries is the issue's acceptance test: a flush of 10,000
-// metrics with a unique tag value each and max_new_series = 1000.
+// metrics with a unique tag value each and max_new_series = 1000, once the
+// warm-up is over.
 func TestMaxNewSeries(t *testing.T) {
 	for _, api := range []string{apiLegacy, apiTagged} {
 		t.Run(api, func(t *testing.T) {
@@ -235,9 +263,11 @@ func TestMaxNewSeries(t *testing.T) {
 			l := newPlugin(t, apiURL(fake, api), func(l *Librato) {
 				l.API, l.Log, l.MaxNewSeries = api, logger, 1000
 			})
-			at := time.Now().Truncate(time.Second).Add(-time.Minute)
+			clock := guardClock(l)
+			at := epoch
 
 			require.NoError(t, l.Write(knownAndNew(at, 0)))
+			*clock = clock.Add(time.Hour) // the warm-up is over
 			require.NoError(t, l.Write(knownAndNew(at.Add(10*time.Second), 10_000)))
 
 			known, fresh := map[string]int{}, map[string]int{}
@@ -285,8 +315,10 @@ func TestMaxNewSeriesRetry(t *testing.T) {
 	l := newPlugin(t, fake.LegacyURL(), func(l *Librato) {
 		l.Log, l.MaxNewSeries, l.RetryBudget = logger, 8, 0
 	})
-	at := time.Now().Truncate(time.Second).Add(-time.Minute)
+	clock := guardClock(l)
+	at := epoch
 	require.NoError(t, l.Write(knownAndNew(at, 0)))
+	*clock = clock.Add(time.Hour) // the warm-up is over
 
 	failing.Store(true)
 	flush := knownAndNew(at.Add(10*time.Second), 10)
@@ -306,11 +338,129 @@ func TestMaxNewSeriesRetry(t *testing.T) {
 	require.Equal(t, int64(3), selfStat(l.APIURL, "measurements_dropped", "series_limit"), "new-00008 only")
 
 	// One period later the allowance is back.
-	l.guard.now = func() time.Time { return time.Now().Add(time.Hour + time.Minute) }
+	*clock = clock.Add(time.Hour + time.Minute)
 	require.NoError(t, l.Write(knownAndNew(at.Add(30*time.Second), 10)))
 	require.Equal(t, int64(3), selfStat(l.APIURL, "measurements_dropped", "series_limit"))
 	for _, id := range []string{"new-00008", "new-00009"} {
 		require.Equal(t, 1, fake.CountGauge("requests", id, at.Add(30*time.Second).Unix()))
+	}
+}
+
+// TestMaxNewSeriesAfterRestart is issue 15's finding: after a restart with
+// more series than max_new_series, Telegraf splits each flush into Writes
+// of metric_batch_size, and only the first Write was taken as known: 3,000
+// of 6,000 series that already exist in Librato were dropped. Now none is,
+// an outage at start included; once the warm-up is over, new series past
+// the limit are dropped and counted as before.
+func TestMaxNewSeriesAfterRestart(t *testing.T) {
+	const existing, limit, batch, fresh = 6000, 1000, 1000, 1500
+	cases := []struct {
+		name   string
+		api    string
+		outage int // flushes Librato answers 503 at start
+	}{
+		{"legacy", apiLegacy, 0},
+		{"tagged", apiTagged, 0},
+		{"legacy, Librato down for the first flushes", apiLegacy, 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var down atomic.Bool
+			fake := newFake(t, fakelibrato.Options{Fault: func(int, *fakelibrato.Received) fakelibrato.Action {
+				if down.Load() {
+					return fakelibrato.Action{Status: http.StatusServiceUnavailable}
+				}
+				return fakelibrato.Action{}
+			}})
+			logger := newCaptureLogger()
+			l := newPlugin(t, apiURL(fake, tc.api), func(l *Librato) {
+				l.API, l.Log, l.MaxNewSeries, l.RetryBudget = tc.api, logger, limit, 0
+			})
+			clock := guardClock(l)
+			out, err := models.NewRunningOutput(l, &models.OutputConfig{Name: "librato"}, batch, 100_000)
+			require.NoError(t, err)
+			// One collection interval of the agent: every existing series,
+			// and n new ones; then Telegraf's flush, in Writes of batch.
+			flush := func(n int) error {
+				at := clock.Truncate(time.Second)
+				for i := range existing {
+					out.AddMetric(metric.New("app", map[string]string{"host": fmt.Sprintf("h-%04d", i)}, map[string]any{"value": 1.0}, at))
+				}
+				for i := range n {
+					out.AddMetric(metric.New("app", map[string]string{"host": fmt.Sprintf("new-%04d", i)}, map[string]any{"value": 1.0}, at))
+				}
+				return out.Write()
+			}
+			series := func() map[string]bool {
+				got := map[string]bool{}
+				for _, g := range fake.Gauges() {
+					got[g.Source] = true
+				}
+				for _, m := range fake.Measurements() {
+					got[m.Tags["host"]] = true
+				}
+				return got
+			}
+
+			down.Store(true)
+			for range tc.outage {
+				require.Error(t, flush(0))
+				*clock = clock.Add(10 * time.Second)
+			}
+			down.Store(false)
+			for range 2 {
+				require.NoError(t, flush(0))
+				*clock = clock.Add(10 * time.Second)
+			}
+			require.Zero(t, out.BufferLength())
+			require.Zero(t, selfStat(l.APIURL, "measurements_dropped", "series_limit"), "no existing series dropped")
+			require.Len(t, series(), existing)
+			require.Empty(t, guardWarnings(logger))
+
+			*clock = clock.Add(time.Hour) // the warm-up is over
+			require.NoError(t, flush(fresh))
+			require.Len(t, series(), existing+limit, "every existing series and limit new ones")
+			require.Equal(t, int64(fresh-limit), selfStat(l.APIURL, "measurements_dropped", "series_limit"))
+			require.NotEmpty(t, guardWarnings(logger))
+		})
+	}
+}
+
+// TestSeriesGuardComparesAsLibrato: once the warm-up is over, a series is
+// known or new as Librato sees it. Sources, names and tag values differing
+// only in case are one series; distinct names are distinct series, also the
+// ones the hand-written hash of old took for one in every process.
+func TestSeriesGuardComparesAsLibrato(t *testing.T) {
+	cases := []struct {
+		name        string
+		api         string
+		known, next string // line protocol at 1790000000, at 1790003610
+		wantDropped int64
+	}{
+		{"names the old hash took for one", apiLegacy,
+			"disk,host=h iop_rda_max=1", "disk,host=h iop_rda_max=1,io0_rdi_max=2,io0_rdy_max=3", 1},
+		{"source in other case", apiLegacy,
+			"cpu,host=web1 idle=1", "cpu,host=WEB1 idle=1\ncpu,host=web2 idle=1\ncpu,host=web3 idle=1", 1},
+		{"name in other case", apiLegacy,
+			"cpu,host=a idle=1", "CPU,host=a idle=1\nmem,host=a free=1\ndisk,host=a used=1", 1},
+		{"tag value in other case", apiTagged,
+			"cpu,host=web1 idle=1", "cpu,host=WEB1 idle=1\ncpu,host=web2 idle=1\ncpu,host=web3 idle=1", 1},
+		{"names the old hash took for one, tagged", apiTagged,
+			"disk,host=h iop_rda_max=1", "disk,host=h iop_rda_max=1,io0_rdi_max=2,io0_rdy_max=3", 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := newFake(t, fakelibrato.Options{})
+			l := newPlugin(t, apiURL(fake, tc.api), func(l *Librato) {
+				l.API, l.Log, l.MaxNewSeries = tc.api, testutil.Logger{Quiet: true}, 1
+			})
+			clock := guardClock(l)
+			require.NoError(t, l.Write(parseLP(t, tc.known+" 1790000000000000000")))
+			*clock = clock.Add(time.Hour) // the warm-up is over
+			next := strings.ReplaceAll(tc.next, "\n", " 1790003610000000000\n") + " 1790003610000000000"
+			require.NoError(t, l.Write(parseLP(t, next)))
+			require.Equal(t, tc.wantDropped, selfStat(l.APIURL, "measurements_dropped", "series_limit"))
+		})
 	}
 }
 
@@ -322,7 +472,11 @@ func BenchmarkSeriesGuard(b *testing.B) {
 	require.NoError(b, err)
 	pts := conv.convert(knownAndNew(epoch, 1000))
 	g := newSeriesGuard(1000, time.Hour, st, quietLogger{})
-	g.screen(pts, false)
+	clock := epoch
+	g.now = func() time.Time { return clock }
+	g.screen(pts, false) // the warm-up: every series known
+	g.settle(true)
+	clock = clock.Add(time.Hour) // and over: the steady state is measured
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {

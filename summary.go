@@ -28,8 +28,9 @@ func (c *converter) appendSummaries(m telegraf.Metric, fields []*telegraf.Field,
 		if name == "" {
 			name = "value"
 		}
-		name, names = c.nameFor(names, m.Name(), name)
-		if name == "" {
+		var ln libratoName
+		ln, names = c.nameFor(names, m.Name(), name)
+		if name = ln.text; name == "" {
 			c.dropPoint(name, s, reasonEmptyName, "the metric has no name (Librato requires one)")
 			continue
 		}
@@ -45,7 +46,7 @@ func (c *converter) appendSummaries(m telegraf.Metric, fields []*telegraf.Field,
 		// A pointer into c.sums stays valid when append moves it: the old
 		// array lives on, unchanged, as long as points refer to it.
 		c.sums = append(c.sums, sm)
-		c.points = append(c.points, point{Name: name, Series: s, Time: t, Summary: &c.sums[len(c.sums)-1]})
+		c.points = append(c.points, point{Name: name, NameHash: ln.hash, Series: s, Time: t, Summary: &c.sums[len(c.sums)-1]})
 	}
 }
 

@@ -16,6 +16,12 @@ type Series struct {
 	// whichever API the series is converted for: the plugin's ledger keys
 	// on it, so a switch of API does not resend what either API stored.
 	TagSet uint64
+
+	// Identity hashes what Librato tells series apart by, as Librato
+	// compares it (the source case-folded; the tag set lower-cased, in key
+	// order), with the process's seed. Set once by the converter, read by
+	// the screens that run before delivery; 0 when Problem is set.
+	Identity uint64
 }
 
 // String describes the series for log lines, in the terms of the API used.
@@ -34,6 +40,11 @@ type Measurement struct {
 	Time    int64
 	Value   float64
 	Summary *Summary // in the converter's sums
+
+	// NameHash hashes Name case-folded, as Librato compares names, with
+	// the seed of Series.Identity. Set by the converter from its name
+	// cache, so the screens never hash a name per measurement.
+	NameHash uint64
 }
 
 // Summary is a complex gauge (legacy) or aggregated measurement (tagged).
