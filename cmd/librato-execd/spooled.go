@@ -265,6 +265,9 @@ func spoolInput(stdin io.Reader, sp *spool, appended chan<- struct{}, log telegr
 		if !appendRetrying(sp, batch, log) {
 			return false
 		}
+		if len(batch) > 0 {
+			log.Debugf("Spooled %d metric(s)", len(batch))
+		}
 		batch, size = batch[:0], 0
 		select {
 		case appended <- struct{}{}:
