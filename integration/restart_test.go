@@ -237,6 +237,23 @@ func (c *restartCount) gaps(prefix string) (gaps []string, minMaxTime int64, n i
 	return gaps, minMaxTime, n
 }
 
+// firstStoredInEpoch counts the measurements of the series with prefix
+// whose first stored copy came from a process of that epoch or later.
+func (c *restartCount) firstStoredInEpoch(prefix string, epoch int) int {
+	n := 0
+	for name, s := range c.series {
+		if !strings.HasPrefix(name, prefix) {
+			continue
+		}
+		for _, copies := range s.copies {
+			if copies[0].epoch >= epoch {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // delivered counts the distinct measurements of the series with prefix.
 func (c *restartCount) deliveredOf(prefix string) int {
 	n := 0
@@ -368,10 +385,13 @@ func TestSoakDiskBufferKill9(t *testing.T) {
 	c := api.count(t, fake)
 	gaps1, max1, n1 := c.gaps("run1.")
 	gaps2, max2, n2 := c.gaps("run2.")
-	t.Logf("disk buffer, kill -9 in an outage: run 1 gathered %d measurements in %d series up to %s (kill at %s); run 2 %d up to %s (SIGTERM at %s); %s",
-		c.deliveredOf("run1.")+len(gaps1), n1, time.Unix(max1, 0).Format(time.TimeOnly), killed.Format(time.TimeOnly),
-		c.deliveredOf("run2.")+len(gaps2), time.Unix(max2, 0).Format(time.TimeOnly), stopped.Format(time.TimeOnly), c)
+	fromBuffer := c.firstStoredInEpoch("run1.", 1)
+	t.Logf("disk buffer, kill -9 in an outage: run 1 gathered %d measurements in %d series up to %s (kill at %s), "+
+		"%d of them first stored by the restarted agent from the disk buffer; run 2 %d up to %s (SIGTERM at %s); %s; lost %d",
+		c.deliveredOf("run1.")+len(gaps1), n1, time.Unix(max1, 0).Format(time.TimeOnly), killed.Format(time.TimeOnly), fromBuffer,
+		c.deliveredOf("run2.")+len(gaps2), time.Unix(max2, 0).Format(time.TimeOnly), stopped.Format(time.TimeOnly), c, len(gaps1)+len(gaps2))
 	require.Zero(t, c.notInFakeOK, "every request reaches the fake's log")
+	require.Positive(t, fromBuffer, "the outage's backlog must come back from the disk buffer")
 	require.Equal(t, len(restartHosts)*len(restartFields), n1)
 	require.Equal(t, len(restartHosts)*len(restartFields), n2)
 	require.Empty(t, gaps1, "lost from the run killed with SIGKILL")
