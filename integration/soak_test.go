@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -55,8 +56,10 @@ func TestSoakFaultCycle(t *testing.T) {
 	run := &soakRun{schedule: soakSchedule(duration), redirectTo: target.LegacyURL()}
 	fake := newFake(t, fakelibrato.Options{Fault: run.fault})
 
-	conf := writeFile(t, t.TempDir(), "telegraf.conf", soakConf, soakConfData{
+	dir := t.TempDir()
+	conf := writeFile(t, dir, "telegraf.conf", soakConf, soakConfData{
 		Hosts: soakHosts, Fields: soakFields, User: apiUser, Token: apiToken, URL: fake.LegacyURL(),
+		BufferDir: filepath.Join(dir, "buffer"),
 	})
 	agent := startSoakAgent(t, bin, conf, run)
 	t.Logf("soak for %s: %s; %d series, one value each per second",
@@ -99,6 +102,10 @@ const soakConf = `[agent]
   # Debug shows "Wrote batch of N metrics in D", the duration of every
   # successful Write.
   debug = true
+  # The disk buffer, as a user who must not lose the backlog of an outage
+  # would run it: metrics come back to the plugin re-serialized.
+  buffer_strategy = "disk"
+  buffer_directory = {{printf "%q" .BufferDir}}
 {{range $host := .Hosts}}
 [[inputs.mock]]
   metric_name = "soak"
@@ -126,6 +133,7 @@ const soakConf = `[agent]
 type soakConfData struct {
 	Hosts, Fields    []string
 	User, Token, URL string
+	BufferDir        string
 }
 
 var (
