@@ -146,7 +146,7 @@ func TestExecdAsReadme(t *testing.T) {
 		require.NoError(t, cmd.Start())
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
-		t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+		t.Cleanup(func() { killGroup(t, cmd.Process.Pid) })
 
 		eventually(t, time.Minute, "librato-execd to start", func() bool {
 			return strings.Contains(log.String(), "Starting process")

@@ -92,9 +92,7 @@ func TestExecdSIGTERMMidStream(t *testing.T) {
 	require.NoError(t, cmd.Start())
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-	})
+	t.Cleanup(func() { killProcess(t, cmd.Process) })
 
 	const n = 3000
 	const t0 = int64(1_700_000_000)
@@ -103,7 +101,7 @@ func TestExecdSIGTERMMidStream(t *testing.T) {
 	}
 	w := bufio.NewWriter(stdin)
 	for i := range n {
-		_, err := io.WriteString(w, line(i))
+		_, err := w.WriteString(line(i))
 		require.NoError(t, err)
 		if i%100 == 99 {
 			require.NoError(t, w.Flush())
@@ -161,7 +159,7 @@ func TestExecdMemoryStaysFlat(t *testing.T) {
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	t.Cleanup(func() { killProcess(t, cmd.Process) })
 
 	const n = 300_000
 	const t0 = int64(1_600_000_000)
@@ -223,7 +221,7 @@ func TestExecdGroupSIGTERM(t *testing.T) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	pgid := cmd.Process.Pid
-	t.Cleanup(func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
+	t.Cleanup(func() { killGroup(t, pgid) })
 
 	eventually(t, time.Minute, "librato-execd to start", func() bool {
 		return strings.Contains(stderr.String(), "Starting process")

@@ -289,7 +289,7 @@ func startRestartAgent(t *testing.T, bin, conf string, logs *soakLineLog) *resta
 	go func() { a.exited <- a.cmd.Wait() }()
 	t.Cleanup(func() {
 		if !a.done {
-			_ = a.cmd.Process.Kill()
+			killProcess(t, a.cmd.Process)
 			<-a.exited
 		}
 	})
@@ -324,7 +324,7 @@ var (
 	// The execd route counts Telegraf metrics against gauges: one field
 	// each, 20 metrics per gather.
 	execdHosts = func() []string {
-		var hosts []string
+		hosts := make([]string, 0, 20)
 		for i := range 20 {
 			hosts = append(hosts, fmt.Sprintf("agent-%02d", i))
 		}
@@ -356,7 +356,7 @@ func TestSoakDiskBufferKill9(t *testing.T) {
 	conf2 := writeFile(t, dir, "run2.conf", restartConf, data)
 	logs := &soakLineLog{}
 	if p := os.Getenv("SOAK_AGENT_LOG"); p != "" {
-		t.Cleanup(func() { _ = os.WriteFile(p, []byte(logs.text()), 0o600) })
+		t.Cleanup(func() { require.NoError(t, os.WriteFile(p, []byte(logs.text()), 0o600)) })
 	}
 
 	first := startRestartAgent(t, bin, conf1, logs)
@@ -408,11 +408,13 @@ var execdWroteBatch = regexp.MustCompile(`\[outputs\.execd\] Wrote batch of (\d+
 
 // execdWritten sums what Telegraf handed to outputs.execd (its debug log):
 // Telegraf counts those delivered.
-func execdWritten(logs *soakLineLog) int {
+func execdWritten(t *testing.T, logs *soakLineLog) int {
+	t.Helper()
 	n := 0
 	for _, l := range logs.snapshot() {
 		if m := execdWroteBatch.FindStringSubmatch(l.text); m != nil {
-			k, _ := strconv.Atoi(m[1])
+			k, err := strconv.Atoi(m[1])
+			require.NoError(t, err, l.text)
 			n += k
 		}
 	}
@@ -484,9 +486,9 @@ func TestExecdSpoolRestart(t *testing.T) {
 			agent := startRestartAgent(t, telegraf, conf1, logs)
 			eventually(t, time.Minute, "the first deliveries", func() bool { return len(fake.Gauges()) >= 20 }, logs)
 			api.set("down")
-			writtenAtOutage := execdWritten(logs)
+			writtenAtOutage := execdWritten(t, logs)
 			eventually(t, time.Minute, "100 metrics handed to outputs.execd during the outage", func() bool {
-				return execdWritten(logs)-writtenAtOutage >= 100
+				return execdWritten(t, logs)-writtenAtOutage >= 100
 			}, logs)
 
 			// writtenBefore: what Telegraf handed over before the stop.
@@ -494,7 +496,7 @@ func TestExecdSpoolRestart(t *testing.T) {
 			switch how {
 			case "sigterm":
 				require.NoError(t, agent.signal(t, syscall.SIGTERM), "telegraf exit after SIGTERM\n%s", logs)
-				writtenBefore = execdWritten(logs)
+				writtenBefore = execdWritten(t, logs)
 				api.nextEpoch()
 				agent = startRestartAgent(t, telegraf, conf2, logs)
 			case "kill9":
@@ -504,11 +506,11 @@ func TestExecdSpoolRestart(t *testing.T) {
 				// librato-execd reads the pipe as soon as lines arrive;
 				// two seconds leave it ample time to spool the last ones.
 				time.Sleep(2 * time.Second)
-				writtenBefore = execdWritten(logs)
+				writtenBefore = execdWritten(t, logs)
 				require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
 				eventually(t, time.Minute, "librato-execd to die", func() bool {
-					_, err := os.Stat(fmt.Sprintf("/proc/%d/stat", pid))
-					b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+					// Gone, or a zombie until outputs.execd reaps it.
+					b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 					return err != nil || strings.Contains(string(b), ") Z ")
 				}, logs)
 				api.nextEpoch()
@@ -527,16 +529,16 @@ func TestExecdSpoolRestart(t *testing.T) {
 			require.NoError(t, agent.signal(t, syscall.SIGTERM), "telegraf exit after SIGTERM\n%s", logs)
 
 			c := api.count(t, fake)
-			written := execdWritten(logs)
+			written := execdWritten(t, logs)
 			gaps1, _, _ := c.gaps("run1.")
 			gaps2, _, _ := c.gaps("run2.")
 			resumed := ""
 			if m := execdResumed.FindStringSubmatch(logs.text()); m != nil {
 				resumed = m[1]
 			}
-			t.Logf("execd route, %s during an outage: Telegraf handed %d metrics to outputs.execd (%d after the outage began); "+
-				"the restarted librato-execd found %s in its spool; %s; lost %d",
-				how, written, written-writtenAtOutage, resumed, c, written-c.delivered)
+			t.Logf("execd route, %s during an outage: Telegraf handed %d metrics to outputs.execd in all, %d of them during the outage "+
+				"before the stop; the restarted librato-execd found %s in its spool; %s; lost %d",
+				how, written, writtenBefore-writtenAtOutage, resumed, c, written-c.delivered)
 			require.Empty(t, gaps1)
 			require.Empty(t, gaps2)
 			require.Empty(t, c.unexplained, "duplicates neither a lost acknowledgement nor a restart explains")

@@ -74,7 +74,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.configPath, "config", "", "TOML file with one [[outputs.librato]] block and an optional [agent] table (required)")
 	fs.BoolVar(&o.debug, "debug", false, "log at debug level")
-	fs.Bool("check", false, "check the -config file's credentials and settings against Librato, print one line and exit (0 OK, 1 a setting is wrong, 2 unloadable)")
+	fs.Bool("check", false,
+		"check the -config file's credentials and settings against Librato, print one line and exit (0 OK, 1 a setting is wrong, 2 unloadable)")
 	fs.DurationVar(&o.flushInterval, "flush_interval", defaultFlushInterval,
 		"how often buffered metrics are written; overrides flush_interval of the config")
 	fs.IntVar(&o.batchSize, "batch_size", 0,
@@ -83,7 +84,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		"how long the final flush keeps retrying after stdin closed or a signal arrived; with a spool, what is left waits there for the next start")
 	fs.StringVar(&o.spoolDir, "spool_dir", "",
 		"directory of the on-disk spool that keeps metrics until Librato accepted them, across restarts and crashes "+
-			"(default: $STATE_DIRECTORY/librato-execd/<config file name> under systemd with StateDirectory=, else no spool; \"off\": no spool)")
+			"(default: $STATE_DIRECTORY/librato-execd/<config file name> under systemd with StateDirectory=, "+
+			"else no spool; \"off\": no spool)")
 	fs.Var(&o.spoolMaxSize, "spool_max_size",
 		"the spool's bound on disk, a `size` such as 256MiB or 1GB; when full, the oldest undelivered metrics are dropped with a warning")
 	if err := fs.Parse(args); err != nil {

@@ -133,8 +133,7 @@ func openSpool(dir string, opts spoolOptions, log telegraf.Logger) (*spool, spoo
 	}
 	s := &spool{dir: dir, opts: opts, log: log, unlock: unlock}
 	if err := s.load(&st); err != nil {
-		_ = unlock()
-		return nil, st, err
+		return nil, st, errors.Join(err, unlock())
 	}
 	st.bytes = s.size
 	st.unsettled = s.unsettledLocked()
@@ -191,10 +190,7 @@ func (s *spool) load(st *spoolStats) error {
 	s.next = max(s.next, s.head)
 	s.rdSeq = s.head
 	// Whatever is settled is garbage now.
-	if err := s.removeSettledLocked(); err != nil {
-		return err
-	}
-	return nil
+	return s.removeSettledLocked()
 }
 
 // scan counts a segment's records and cuts the file at the first one that
@@ -307,20 +303,25 @@ func (s *spool) append(payloads [][]byte) error {
 	}
 	seg := s.segs[len(s.segs)-1]
 	if _, err := s.active.Write(buf); err != nil {
-		// Take back a partial write, so the segment stays a run of whole
-		// records that later appends can continue.
-		_ = s.active.Truncate(seg.size)
-		return fmt.Errorf("writing spool segment: %w", err)
+		return s.takeBackLocked(seg, fmt.Errorf("writing spool segment: %w", err))
 	}
 	if err := s.active.Sync(); err != nil {
-		_ = s.active.Truncate(seg.size)
-		return fmt.Errorf("syncing spool segment: %w", err)
+		return s.takeBackLocked(seg, fmt.Errorf("syncing spool segment: %w", err))
 	}
 	seg.size += int64(len(buf))
 	seg.count += uint64(len(payloads))
 	s.size += int64(len(buf))
 	s.next += uint64(len(payloads))
 	return nil
+}
+
+// takeBackLocked cuts a failed append off the active segment, so that it
+// stays a run of whole records that later appends can continue.
+func (s *spool) takeBackLocked(seg *segment, err error) error {
+	if terr := s.active.Truncate(seg.size); terr != nil {
+		return fmt.Errorf("%w; taking back the partial append: %w", err, terr)
+	}
+	return err
 }
 
 // makeRoomLocked drops the oldest segments until need more bytes fit or only

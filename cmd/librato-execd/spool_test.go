@@ -19,7 +19,7 @@ type testLogger struct {
 	lines []string
 }
 
-func (l *testLogger) add(level, format string, args ...any) {
+func (l *testLogger) addf(level, format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.lines = append(l.lines, level+" "+fmt.Sprintf(format, args...))
@@ -33,16 +33,16 @@ func (l *testLogger) String() string {
 
 func (*testLogger) Level() telegraf.LogLevel            { return telegraf.Trace }
 func (*testLogger) AddAttribute(string, any)            {}
-func (l *testLogger) Errorf(format string, args ...any) { l.add("E!", format, args...) }
-func (l *testLogger) Error(args ...any)                 { l.add("E!", "%s", fmt.Sprint(args...)) }
-func (l *testLogger) Warnf(format string, args ...any)  { l.add("W!", format, args...) }
-func (l *testLogger) Warn(args ...any)                  { l.add("W!", "%s", fmt.Sprint(args...)) }
-func (l *testLogger) Infof(format string, args ...any)  { l.add("I!", format, args...) }
-func (l *testLogger) Info(args ...any)                  { l.add("I!", "%s", fmt.Sprint(args...)) }
-func (l *testLogger) Debugf(format string, args ...any) { l.add("D!", format, args...) }
-func (l *testLogger) Debug(args ...any)                 { l.add("D!", "%s", fmt.Sprint(args...)) }
-func (l *testLogger) Tracef(format string, args ...any) { l.add("T!", format, args...) }
-func (l *testLogger) Trace(args ...any)                 { l.add("T!", "%s", fmt.Sprint(args...)) }
+func (l *testLogger) Errorf(format string, args ...any) { l.addf("E!", format, args...) }
+func (l *testLogger) Error(args ...any)                 { l.addf("E!", "%s", fmt.Sprint(args...)) }
+func (l *testLogger) Warnf(format string, args ...any)  { l.addf("W!", format, args...) }
+func (l *testLogger) Warn(args ...any)                  { l.addf("W!", "%s", fmt.Sprint(args...)) }
+func (l *testLogger) Infof(format string, args ...any)  { l.addf("I!", format, args...) }
+func (l *testLogger) Info(args ...any)                  { l.addf("I!", "%s", fmt.Sprint(args...)) }
+func (l *testLogger) Debugf(format string, args ...any) { l.addf("D!", format, args...) }
+func (l *testLogger) Debug(args ...any)                 { l.addf("D!", "%s", fmt.Sprint(args...)) }
+func (l *testLogger) Tracef(format string, args ...any) { l.addf("T!", format, args...) }
+func (l *testLogger) Trace(args ...any)                 { l.addf("T!", "%s", fmt.Sprint(args...)) }
 func (l *testLogger) count(prefix string) (n int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -95,16 +95,17 @@ func requireRecords(t *testing.T, recs []spooled, seq uint64, want [][]byte) {
 
 // crash releases the spool as a kill -9 would: nothing saved, files and
 // lock released by the kernel.
-func crash(sp *spool) {
+func crash(t *testing.T, sp *spool) {
+	t.Helper()
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	for _, f := range []*os.File{sp.active, sp.rdFile} {
 		if f != nil {
-			_ = f.Close()
+			require.NoError(t, f.Close())
 		}
 	}
 	sp.closed = true
-	_ = sp.unlock()
+	require.NoError(t, sp.unlock())
 }
 
 func segments(t *testing.T, dir string) []string {
@@ -180,7 +181,7 @@ func TestSpoolCrashReplaysFromLastSavedHead(t *testing.T) {
 	require.NoError(t, sp.append(want))
 	require.Len(t, readAll(t, sp), 20)
 	require.NoError(t, sp.advance(5))
-	crash(sp) // records 5..19 were handed out, some maybe delivered: unknown
+	crash(t, sp) // records 5..19 were handed out, some maybe delivered: unknown
 
 	sp, st := mustOpen(t, dir, opts, log)
 	require.Equal(t, 15, st.unsettled)
@@ -213,7 +214,7 @@ func TestSpoolTornLastRecord(t *testing.T) {
 			sp, _ := mustOpen(t, dir, opts, log)
 			want := payloads(0, 3)
 			require.NoError(t, sp.append(want))
-			crash(sp)
+			crash(t, sp)
 			segs := segments(t, dir)
 			require.Len(t, segs, 1)
 			before := must(os.Stat(segs[0])).Size()
@@ -260,7 +261,7 @@ func TestSpoolDamagedOlderSegment(t *testing.T) {
 	for _, p := range want {
 		require.NoError(t, sp.append([][]byte{p})) // one record per segment
 	}
-	crash(sp)
+	crash(t, sp)
 	segs := segments(t, dir)
 	require.Len(t, segs, 3)
 	b := must(os.ReadFile(segs[1]))

@@ -37,7 +37,7 @@ type spoolRunner struct {
 }
 
 func newSpoolRunner(r *runner, sp *spool) *spoolRunner {
-	return &spoolRunner{runner: r, sp: sp, settled: map[uint64]struct{}{}}
+	return &spoolRunner{runner: r, sp: sp, settled: make(map[uint64]struct{})}
 }
 
 func (r *spoolRunner) run(ctx context.Context, stdin io.Reader) int {
@@ -87,7 +87,7 @@ func (r *spoolRunner) loop(ctx context.Context, appended, eof <-chan struct{}) (
 
 // drain waits, after a signal, until stdin closes, stays idle for drainIdle
 // or maxWait passed: whatever arrives meanwhile is spooled.
-func (r *spoolRunner) drain(appended, eof <-chan struct{}, maxWait time.Duration) {
+func (*spoolRunner) drain(appended, eof <-chan struct{}, maxWait time.Duration) {
 	idle := time.NewTimer(drainIdle)
 	defer idle.Stop()
 	limit := time.NewTimer(maxWait)
