@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -170,7 +169,7 @@ func requireServeShowsDelivery(t *testing.T, bin, conf string) {
 	require.NoError(t, serve.Start())
 	exited := make(chan error, 1)
 	go func() { exited <- serve.Wait() }()
-	t.Cleanup(func() { _ = serve.Process.Kill() })
+	t.Cleanup(func() { killProcess(t, serve.Process) })
 	eventually(t, time.Minute, "librato-tryout -serve to listen", func() bool {
 		return strings.Contains(stdout.String(), "api_url = ")
 	}, &stdout)
@@ -195,5 +194,5 @@ func requireServeShowsDelivery(t *testing.T, bin, conf string) {
 	require.Regexp(t, `POST /v1/metrics -> 200: \d+ stored`, printed)
 	require.Regexp(t, `(?m)^  cpu\.usage_idle +it-host +`, printed)
 	require.Regexp(t, `(?m)^  swap +web01 +0\.5 +\d{4}-`, printed)
-	require.Regexp(t, regexp.MustCompile(`Stopped after \d+ requests: \d+ measurements stored, 0 requests rejected\.`), printed)
+	require.Regexp(t, `Stopped after \d+ requests: \d+ measurements stored, 0 requests rejected\.`, printed)
 }

@@ -105,6 +105,9 @@ func execdSetup(t *testing.T, r readmeExecd, plugin, url string, edit func(strin
 
 	section := strings.ReplaceAll(r.execdSection, readmeBinary, plugin)
 	section = strings.ReplaceAll(section, readmePluginConf, pluginPath)
+	// A spool directory from the README is a system path: use one here.
+	section = regexp.MustCompile(`"-spool_dir",\s*"[^"]*"`).ReplaceAllString(section,
+		`"-spool_dir", "`+filepath.Join(dir, "spool")+`"`)
 	conf := "[agent]\n  omit_hostname = true\n  interval = \"1s\"\n  flush_interval = \"1s\"\n\n" +
 		"[[inputs.file]]\n  files = [\"" + fixture(t, "metrics.lp") + "\"]\n  data_format = \"influx\"\n\n" + section
 	confPath := filepath.Join(dir, "telegraf.conf")
@@ -143,7 +146,7 @@ func TestExecdAsReadme(t *testing.T) {
 		require.NoError(t, cmd.Start())
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
-		t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+		t.Cleanup(func() { killGroup(t, cmd.Process.Pid) })
 
 		eventually(t, time.Minute, "librato-execd to start", func() bool {
 			return strings.Contains(log.String(), "Starting process")

@@ -26,6 +26,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"text/template"
 	"time"
@@ -176,6 +177,23 @@ func runWithEnv(t *testing.T, env []string, name string, args ...string) runResu
 	return res
 }
 
+// killProcess is for cleanups: a process that already exited is fine.
+func killProcess(t *testing.T, p *os.Process) {
+	t.Helper()
+	if err := p.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Errorf("killing pid %d: %v", p.Pid, err)
+	}
+}
+
+// killGroup is for cleanups: SIGKILL to a process group; a group that is
+// gone already is fine.
+func killGroup(t *testing.T, pgid int) {
+	t.Helper()
+	if err := syscall.Kill(-pgid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("killing process group %d: %v", pgid, err)
+	}
+}
+
 // freeAddr returns a 127.0.0.1 address with a port that was free just now.
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -210,8 +228,9 @@ func (g gauge) String() string {
 }
 
 func gaugesOf(s *fakelibrato.Server) []gauge {
-	var out []gauge
-	for _, g := range s.Gauges() {
+	gauges := s.Gauges()
+	out := make([]gauge, 0, len(gauges))
+	for _, g := range gauges {
 		out = append(out, gauge{g.Name, g.Source, g.Value, g.MeasureTime})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })

@@ -40,7 +40,7 @@ func TestSegmentRecipe(t *testing.T) {
 	stopped := false
 	t.Cleanup(func() {
 		if !stopped {
-			_ = cmd.Process.Kill()
+			killProcess(t, cmd.Process)
 			<-exited
 		}
 	})

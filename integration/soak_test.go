@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -55,8 +56,10 @@ func TestSoakFaultCycle(t *testing.T) {
 	run := &soakRun{schedule: soakSchedule(duration), redirectTo: target.LegacyURL()}
 	fake := newFake(t, fakelibrato.Options{Fault: run.fault})
 
-	conf := writeFile(t, t.TempDir(), "telegraf.conf", soakConf, soakConfData{
+	dir := t.TempDir()
+	conf := writeFile(t, dir, "telegraf.conf", soakConf, soakConfData{
 		Hosts: soakHosts, Fields: soakFields, User: apiUser, Token: apiToken, URL: fake.LegacyURL(),
+		BufferDir: filepath.Join(dir, "buffer"),
 	})
 	agent := startSoakAgent(t, bin, conf, run)
 	t.Logf("soak for %s: %s; %d series, one value each per second",
@@ -99,6 +102,10 @@ const soakConf = `[agent]
   # Debug shows "Wrote batch of N metrics in D", the duration of every
   # successful Write.
   debug = true
+  # The disk buffer, as a user who must not lose the backlog of an outage
+  # would run it: metrics come back to the plugin re-serialized.
+  buffer_strategy = "disk"
+  buffer_directory = {{printf "%q" .BufferDir}}
 {{range $host := .Hosts}}
 [[inputs.mock]]
   metric_name = "soak"
@@ -126,6 +133,7 @@ const soakConf = `[agent]
 type soakConfData struct {
 	Hosts, Fields    []string
 	User, Token, URL string
+	BufferDir        string
 }
 
 var (
@@ -175,9 +183,11 @@ var (
 	soakHTMLHeader = http.Header{"Content-Type": {"text/html"}}
 	soakJSONHeader = http.Header{"Content-Type": {"application/json"}}
 	soakHTML503    = []byte("<html><body><h1>503 Service Unavailable</h1>No server is available to handle this request.</body></html>")
-	soakHTML400    = []byte("<html><head><title>400 Bad Request</title></head><body><center><h1>400 Bad Request</h1></center><hr><center>nginx</center></body></html>")
-	soakHTML413    = []byte("<html><head><title>413 Request Entity Too Large</title></head><body><center><h1>413 Request Entity Too Large</h1></center><hr><center>nginx</center></body></html>")
-	soakJSON200    = []byte(`{"status":"ok","padding":"so that half of the body is something"}`)
+	soakHTML400    = []byte("<html><head><title>400 Bad Request</title></head><body><center><h1>400 Bad Request</h1></center>" +
+		"<hr><center>nginx</center></body></html>")
+	soakHTML413 = []byte("<html><head><title>413 Request Entity Too Large</title></head><body><center><h1>413 Request Entity Too Large</h1></center>" +
+		"<hr><center>nginx</center></body></html>")
+	soakJSON200 = []byte(`{"status":"ok","padding":"so that half of the body is something"}`)
 )
 
 // soakPhases: index 0 is healthy, the last is the shutdown flush (healthy,
@@ -203,7 +213,8 @@ var soakPhases = []soakPhase{
 		case 1:
 			return soakFault{what: "400 empty", action: fakelibrato.Action{Status: 400}}
 		default:
-			return soakFault{what: "400 other json", action: fakelibrato.Action{Status: 400, Header: soakJSONHeader, Body: []byte(`{"message":"Request blocked by policy"}`)}}
+			return soakFault{what: "400 other json",
+				action: fakelibrato.Action{Status: 400, Header: soakJSONHeader, Body: []byte(`{"message":"Request blocked by policy"}`)}}
 		}
 	}},
 	{name: "413", fault: func(int, string) soakFault {
@@ -222,7 +233,8 @@ var soakPhases = []soakPhase{
 		case 2:
 			return soakFault{what: "stored, then no answer", action: fakelibrato.Action{Hang: true}, stored: true}
 		default:
-			return soakFault{what: "stored, 200, body stalls", action: fakelibrato.Action{Status: 200, Header: soakJSONHeader, Body: soakJSON200, HangBody: true}, stored: true, acked: true}
+			return soakFault{what: "stored, 200, body stalls",
+				action: fakelibrato.Action{Status: 200, Header: soakJSONHeader, Body: soakJSON200, HangBody: true}, stored: true, acked: true}
 		}
 	}},
 	{name: "shutdown"},
@@ -235,7 +247,7 @@ const (
 )
 
 func soakCycleText() string {
-	var names []string
+	names := make([]string, 0, soakShutdown-1)
 	for _, p := range soakPhases[1:soakShutdown] {
 		names = append(names, p.name)
 	}
@@ -367,7 +379,7 @@ func startSoakAgent(t *testing.T, bin, conf string, run *soakRun) *soakAgent {
 	go a.sample(a.cmd.Process.Pid)
 	t.Cleanup(func() {
 		if !a.stopped {
-			_ = a.cmd.Process.Kill()
+			killProcess(t, a.cmd.Process)
 			<-a.exited
 			close(a.done)
 		}
@@ -406,7 +418,7 @@ func (a *soakAgent) sample(pid int) {
 			return
 		case <-tick.C:
 		}
-		kb, ok := soakVmRSS(pid)
+		kb, ok := soakVMRSS(pid)
 		if !ok {
 			continue
 		}
@@ -416,7 +428,7 @@ func (a *soakAgent) sample(pid int) {
 	}
 }
 
-func soakVmRSS(pid int) (int64, bool) {
+func soakVMRSS(pid int) (int64, bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, false
@@ -755,13 +767,14 @@ func (res *soakResult) log(t *testing.T) {
 		}
 		t.Logf("answers during %-9s %s", soakPhases[i].name+":", strings.Join(parts, ", "))
 	}
-	var hist []string
+	hist := make([]string, 0, len(res.copiesHist))
 	for _, c := range slices.Sorted(maps.Keys(res.copiesHist)) {
 		hist = append(hist, fmt.Sprintf("%d: %d", c, res.copiesHist[c]))
 	}
 	t.Logf("measurements by copies stored (copies: measurements) %s; duplicates %d, measurements in requests stored but not acknowledged %d; most copies: %s",
 		strings.Join(hist, ", "), res.duplicates, res.lostAcked, res.mostCopies)
-	first, middle, last, peak := res.rssThirds()
+	rss := res.rssThirds()
+	first, middle, last, peak := rss.first, rss.middle, rss.last, rss.peak
 	t.Logf("agent RSS (KiB, %d samples after %s warm-up): first third avg %d, middle %d, last third %d; peak %d",
 		len(res.rss), soakWarmup, first, middle, last, peak)
 }
@@ -770,7 +783,7 @@ func (res *soakResult) requireAllDelivered(t *testing.T) {
 	t.Helper()
 	require.Positive(t, res.rows[soakShutdown].delivered, "the shutdown flush must deliver the backlog of the last outage")
 	require.Len(t, res.series, len(soakHosts)*len(soakFields), "series at the fake")
-	require.Zero(t, len(res.gaps), "%d numbered measurements never arrived, e.g. %v", len(res.gaps), soakFirst(res.gaps, 20))
+	require.Empty(t, res.gaps, "%d numbered measurements never arrived, e.g. %v", len(res.gaps), soakFirst(res.gaps, 20))
 	for name, s := range res.series {
 		require.NotEmpty(t, s.copies[1], "%s: value 1 never arrived", name)
 		// The shutdown flush delivered what was gathered just before
@@ -782,7 +795,7 @@ func (res *soakResult) requireAllDelivered(t *testing.T) {
 
 func (res *soakResult) requireDuplicatesFromLostAcks(t *testing.T) {
 	t.Helper()
-	require.Zero(t, len(res.dupAcked), "%d measurements acknowledged more than once (only a lost answer may cause a resend), e.g. %v",
+	require.Empty(t, res.dupAcked, "%d measurements acknowledged more than once (only a lost answer may cause a resend), e.g. %v",
 		len(res.dupAcked), soakFirst(res.dupAcked, 10))
 	require.LessOrEqual(t, res.duplicates, res.lostAcked, "duplicates beyond what lost acknowledgements explain")
 }
@@ -792,7 +805,8 @@ func (res *soakResult) requireDuplicatesFromLostAcks(t *testing.T) {
 // per flush grows far beyond that over hundreds of flushes).
 func (res *soakResult) requireFlatMemory(t *testing.T) {
 	t.Helper()
-	first, _, last, _ := res.rssThirds()
+	rss := res.rssThirds()
+	first, last := rss.first, rss.last
 	require.Positive(t, first, "no RSS samples")
 	require.LessOrEqual(t, last, first*3/2+8<<10, "agent RSS grew: first third avg %d KiB, last third avg %d KiB", first, last)
 }
@@ -807,23 +821,31 @@ func (res *soakResult) requireBoundedWrites(t *testing.T) {
 	}
 }
 
-func (res *soakResult) rssThirds() (first, middle, last, peak int64) {
+// soakRSS is the agent's RSS in KiB: averages of the thirds of the samples
+// after the warm-up, and the peak.
+type soakRSS struct {
+	first, middle, last, peak int64
+}
+
+func (res *soakResult) rssThirds() soakRSS {
 	var kb []int64
+	var out soakRSS
 	if len(res.rss) == 0 {
-		return 0, 0, 0, 0
+		return out
 	}
 	start := res.rss[0].at.Add(soakWarmup)
 	for _, s := range res.rss {
-		peak = max(peak, s.kb)
+		out.peak = max(out.peak, s.kb)
 		if s.at.After(start) {
 			kb = append(kb, s.kb)
 		}
 	}
 	if len(kb) < 3 {
-		return 0, 0, 0, peak
+		return out
 	}
 	third := len(kb) / 3
-	return soakAvg(kb[:third]), soakAvg(kb[third : len(kb)-third]), soakAvg(kb[len(kb)-third:]), peak
+	out.first, out.middle, out.last = soakAvg(kb[:third]), soakAvg(kb[third:len(kb)-third]), soakAvg(kb[len(kb)-third:])
+	return out
 }
 
 func soakFirst(xs []string, n int) []string { return xs[:min(n, len(xs))] }

@@ -125,8 +125,9 @@ func TestCustomBuildTaggedAPI(t *testing.T) {
 	res := runOnce(t, nil, bin, "--config", conf, "--once")
 	require.Equal(t, 0, res.code, res)
 
-	var got []measurement
-	for _, m := range s.Measurements() {
+	ms := s.Measurements()
+	got := make([]measurement, 0, len(ms))
+	for _, m := range ms {
 		keys := make([]string, 0, len(m.Tags))
 		for k, v := range m.Tags {
 			keys = append(keys, k+"="+v)

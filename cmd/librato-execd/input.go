@@ -79,10 +79,27 @@ func (lp *lineParser) parse(line []byte) ([]telegraf.Metric, error) {
 }
 
 // readMetrics reads stdin until EOF or done, sending each parsed metric on
-// out and closing it at the end. A malformed line is logged with its number
-// and skipped.
+// out and closing it at the end.
 func readMetrics(r io.Reader, out chan<- telegraf.Metric, done <-chan struct{}, log telegraf.Logger) {
 	defer close(out)
+	scanMetrics(r, log, func(metrics []telegraf.Metric, _ bool) bool {
+		for _, m := range metrics {
+			select {
+			case out <- m:
+			case <-done:
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// scanMetrics reads r until EOF and calls emit with the metrics of each
+// line; a malformed line is logged with its number and skipped. idle is true
+// when no more input is buffered, so the next read may block (and at EOF,
+// with no metrics): the moment to make what was read durable. emit
+// returning false stops the scan.
+func scanMetrics(r io.Reader, log telegraf.Logger, emit func(metrics []telegraf.Metric, idle bool) bool) {
 	parser, err := newLineParser()
 	if err != nil {
 		log.Errorf("creating the influx parser: %v", err)
@@ -91,23 +108,22 @@ func readMetrics(r io.Reader, out chan<- telegraf.Metric, done <-chan struct{}, 
 	lr := newLineReader(r)
 	for {
 		line, tooLong, err := lr.next()
+		var metrics []telegraf.Metric
 		if line != nil || tooLong {
 			switch {
 			case tooLong:
 				log.Errorf("line %d: longer than %d bytes, skipped", lr.line, maxLineBytes)
 			default:
-				metrics, perr := parser.parse(line)
+				var perr error
+				metrics, perr = parser.parse(line)
 				if perr != nil {
 					log.Errorf("line %d: %v", lr.line, perr)
 				}
-				for _, m := range metrics {
-					select {
-					case out <- m:
-					case <-done:
-						return
-					}
-				}
 			}
+		}
+		idle := err != nil || lr.br.Buffered() == 0
+		if (len(metrics) > 0 || idle) && !emit(metrics, idle) {
+			return
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) {

@@ -8,14 +8,22 @@
 // retries failed writes on every flush, reads lines of any length, stops
 // reading instead of overflowing the buffer, and flushes on SIGTERM/SIGINT.
 //
+// With a spool directory (-spool_dir, or systemd's STATE_DIRECTORY) every
+// metric read is fsynced to an on-disk spool before it is sent and stays
+// there until the plugin's Write returned nil for it, so a restart or a
+// crash during an outage loses nothing: the next start sends it first.
+// Without one, what is undelivered at exit is lost (a warning says so).
+//
 // Usage:
 //
 //	librato-execd -config librato-plugin.conf [-flush_interval 2s]
 //	              [-batch_size N] [-shutdown_timeout 10s] [-debug]
+//	              [-spool_dir DIR|off] [-spool_max_size 256MiB]
 //
 // Exit codes: 0 all metrics read were delivered (or dropped for a logged,
-// permanent reason); 1 configuration or startup error; 2 bad command line;
-// 3 metrics were still undelivered when shutdown_timeout ran out.
+// permanent reason) or are kept in the spool; 1 configuration or startup
+// error; 2 bad command line; 3 metrics were still undelivered when
+// shutdown_timeout ran out (no spool), or the spool could not be saved.
 package main
 
 import (

@@ -71,7 +71,7 @@ type result struct {
 }
 
 // runWith runs the binary's logic in-process and waits for it (bounded).
-func runWith(t *testing.T, ctx context.Context, stdin io.Reader, args ...string) result {
+func runWith(ctx context.Context, t *testing.T, stdin io.Reader, args ...string) result {
 	t.Helper()
 	res := result{stderr: &syncBuffer{}}
 	done := make(chan int, 1)
@@ -94,9 +94,9 @@ func cpuLines(from, n int) string {
 }
 
 // requireCPUOnce checks that each cpuLines gauge arrived exactly once.
-func requireCPUOnce(t *testing.T, s *fakelibrato.Server, from, n int, log fmt.Stringer) {
+func requireCPUOnce(t *testing.T, s *fakelibrato.Server, n int, log fmt.Stringer) {
 	t.Helper()
-	for i := from; i < from+n; i++ {
+	for i := range n {
 		got := s.CountGauge("cpu.usage_idle", fmt.Sprintf("web-%d", i%3), t0+int64(i))
 		require.Equalf(t, 1, got, "gauge %d arrived %d times; log:\n%s", i, got, log)
 	}
@@ -119,7 +119,7 @@ func TestPipedMetricsArriveExactlyOnce(t *testing.T) {
 	in := "cpu,host=web01 usage_idle=99.5,usage_user=0.5 1700000000000000000\n" +
 		"mem,host=web01 value=42i 1700000001000000000\n" +
 		"disk,host=db\\ 1 free=7.25 1700000002000000000\n"
-	res := runWith(t, context.Background(), strings.NewReader(in), "-config", conf)
+	res := runWith(context.Background(), t, strings.NewReader(in), "-config", conf)
 	require.Equal(t, exitOK, res.code, res.stderr)
 
 	type key struct {
@@ -127,8 +127,9 @@ func TestPipedMetricsArriveExactlyOnce(t *testing.T) {
 		value        float64
 		time         int64
 	}
-	var got []key
-	for _, g := range s.Gauges() {
+	gauges := s.Gauges()
+	got := make([]key, 0, len(gauges))
+	for _, g := range gauges {
 		got = append(got, key{g.Name, g.Source, g.Value, g.MeasureTime})
 	}
 	require.ElementsMatch(t, []key{
@@ -142,11 +143,11 @@ func TestPipedMetricsArriveExactlyOnce(t *testing.T) {
 func TestManyLinesAcrossBatches(t *testing.T) {
 	s := newFake(t, fakelibrato.Options{})
 	conf := writeConf(t, s.LegacyURL(), testToken, "", "")
-	res := runWith(t, context.Background(), strings.NewReader(cpuLines(0, 2500)),
+	res := runWith(context.Background(), t, strings.NewReader(cpuLines(0, 2500)),
 		"-config", conf, "-batch_size", "700")
 	require.Equal(t, exitOK, res.code, res.stderr)
 	require.Len(t, s.Gauges(), 2500)
-	requireCPUOnce(t, s, 0, 2500, res.stderr)
+	requireCPUOnce(t, s, 2500, res.stderr)
 }
 
 func TestOneMebibyteLine(t *testing.T) {
@@ -155,10 +156,10 @@ func TestOneMebibyteLine(t *testing.T) {
 	long := fmt.Sprintf("big,host=h1 note=%q,value=7 %d\n", strings.Repeat("x", 1<<20), t0*1e9)
 	in := cpuLines(0, 1) + long + cpuLines(1, 2)
 	require.Greater(t, len(long), 1<<20)
-	res := runWith(t, context.Background(), strings.NewReader(in), "-config", conf)
+	res := runWith(context.Background(), t, strings.NewReader(in), "-config", conf)
 	require.Equal(t, exitOK, res.code, res.stderr)
 	require.Equal(t, 1, s.CountGauge("big", "h1", t0), res.stderr)
-	requireCPUOnce(t, s, 0, 3, res.stderr)
+	requireCPUOnce(t, s, 3, res.stderr)
 }
 
 func TestOverlongLineIsSkipped(t *testing.T) {
@@ -168,29 +169,29 @@ func TestOverlongLineIsSkipped(t *testing.T) {
 	conf := writeConf(t, s.LegacyURL(), testToken, "", "")
 	long := fmt.Sprintf("big,host=h1 note=%q,value=7 %d\n", strings.Repeat("x", 300<<10), t0*1e9)
 	in := cpuLines(0, 1) + long + cpuLines(1, 2)
-	res := runWith(t, context.Background(), strings.NewReader(in), "-config", conf)
+	res := runWith(context.Background(), t, strings.NewReader(in), "-config", conf)
 	require.Equal(t, exitOK, res.code, res.stderr)
 	require.Contains(t, res.stderr.String(), "line 2: longer than 204800 bytes, skipped")
 	require.Zero(t, s.CountGauge("big", "h1", t0))
-	requireCPUOnce(t, s, 0, 3, res.stderr)
+	requireCPUOnce(t, s, 3, res.stderr)
 }
 
 func TestLastLineWithoutNewline(t *testing.T) {
 	s := newFake(t, fakelibrato.Options{})
 	conf := writeConf(t, s.LegacyURL(), testToken, "", "")
 	in := strings.TrimSuffix(cpuLines(0, 2), "\n")
-	res := runWith(t, context.Background(), strings.NewReader(in), "-config", conf)
+	res := runWith(context.Background(), t, strings.NewReader(in), "-config", conf)
 	require.Equal(t, exitOK, res.code, res.stderr)
-	requireCPUOnce(t, s, 0, 2, res.stderr)
+	requireCPUOnce(t, s, 2, res.stderr)
 }
 
 func TestMalformedLineIsReportedAndSkipped(t *testing.T) {
 	s := newFake(t, fakelibrato.Options{})
 	conf := writeConf(t, s.LegacyURL(), testToken, "", "")
 	in := cpuLines(0, 1) + "cpu,host=web usage_idle=\n" + "\n# a comment\n" + cpuLines(1, 2) + "garbage\r\n" + cpuLines(3, 1)
-	res := runWith(t, context.Background(), strings.NewReader(in), "-config", conf)
+	res := runWith(context.Background(), t, strings.NewReader(in), "-config", conf)
 	require.Equal(t, exitOK, res.code, res.stderr)
-	requireCPUOnce(t, s, 0, 4, res.stderr)
+	requireCPUOnce(t, s, 4, res.stderr)
 	require.Len(t, s.Gauges(), 4)
 	log := res.stderr.String()
 	require.Contains(t, log, "line 2: metric parse error")
@@ -210,7 +211,7 @@ func TestUint64Survives(t *testing.T) {
 
 	s := newFake(t, fakelibrato.Options{})
 	conf := writeConf(t, s.LegacyURL(), testToken, "", "")
-	res := runWith(t, context.Background(),
+	res := runWith(context.Background(), t,
 		strings.NewReader("c,host=h n=18446744073709551615u,small=3u 1700000000000000000\n"), "-config", conf)
 	require.Equal(t, exitOK, res.code, res.stderr)
 	got := map[string]float64{}
@@ -224,7 +225,7 @@ func TestUint64Survives(t *testing.T) {
 func TestUnknownConfigKeyIsRejected(t *testing.T) {
 	s := newFake(t, fakelibrato.Options{})
 	conf := writeConf(t, s.LegacyURL(), testToken, "  api_tokn = \"typo\"", "")
-	res := runWith(t, context.Background(), strings.NewReader(cpuLines(0, 1)), "-config", conf)
+	res := runWith(context.Background(), t, strings.NewReader(cpuLines(0, 1)), "-config", conf)
 	require.Equal(t, exitConfig, res.code)
 	require.Contains(t, res.stderr.String(), "api_tokn")
 	require.Contains(t, res.stderr.String(), "not used")
@@ -254,19 +255,19 @@ func TestConfigErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			res := runWith(t, context.Background(), strings.NewReader(""), "-config", write("c.conf", tc.body))
+			res := runWith(context.Background(), t, strings.NewReader(""), "-config", write("c.conf", tc.body))
 			require.Equal(t, exitConfig, res.code, res.stderr)
 			require.Contains(t, res.stderr.String(), tc.want)
 		})
 	}
 	t.Run("missing file", func(t *testing.T) {
-		res := runWith(t, context.Background(), strings.NewReader(""), "-config", filepath.Join(dir, "nope.conf"))
+		res := runWith(context.Background(), t, strings.NewReader(""), "-config", filepath.Join(dir, "nope.conf"))
 		require.Equal(t, exitConfig, res.code)
 		require.Contains(t, res.stderr.String(), "nope.conf")
 	})
 	t.Run("usage", func(t *testing.T) {
 		for _, args := range [][]string{{}, {"-config", "x", "extra"}, {"-config", "x", "-flush_interval", "0s"}, {"-bogus"}} {
-			res := runWith(t, context.Background(), strings.NewReader(""), args...)
+			res := runWith(context.Background(), t, strings.NewReader(""), args...)
 			require.Equal(t, exitUsage, res.code, "%q: %s", args, res.stderr)
 		}
 	})
@@ -277,20 +278,20 @@ func TestTokenFromEnvironment(t *testing.T) {
 	t.Setenv("LIBRATO_TOKEN", testToken)
 	s := newFake(t, fakelibrato.Options{})
 	conf := writeConf(t, s.LegacyURL(), "${LIBRATO_TOKEN}", "", "")
-	res := runWith(t, context.Background(), strings.NewReader(cpuLines(0, 3)), "-config", conf)
+	res := runWith(context.Background(), t, strings.NewReader(cpuLines(0, 3)), "-config", conf)
 	require.Equal(t, exitOK, res.code, res.stderr)
-	requireCPUOnce(t, s, 0, 3, res.stderr)
+	requireCPUOnce(t, s, 3, res.stderr)
 	require.NotContains(t, res.stderr.String(), testToken)
 }
 
 func TestDeprecatedOptionWarns(t *testing.T) {
 	s := newFake(t, fakelibrato.Options{})
 	conf := writeConf(t, s.LegacyURL(), testToken, "  source_tag = \"host\"", "")
-	res := runWith(t, context.Background(), strings.NewReader(cpuLines(0, 2)), "-config", conf)
+	res := runWith(context.Background(), t, strings.NewReader(cpuLines(0, 2)), "-config", conf)
 	require.Equal(t, exitOK, res.code, res.stderr)
 	require.Contains(t, res.stderr.String(), "source_tag")
 	require.Contains(t, res.stderr.String(), "deprecated")
-	requireCPUOnce(t, s, 0, 2, res.stderr)
+	requireCPUOnce(t, s, 2, res.stderr)
 }
 
 func TestFailingAPIRetriesUntilDelivered(t *testing.T) {
@@ -313,7 +314,7 @@ func TestFailingAPIRetriesUntilDelivered(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	resc := make(chan result, 1)
-	go func() { resc <- runWith(t, ctx, pr, "-config", conf, "-flush_interval", "100ms") }()
+	go func() { resc <- runWith(ctx, t, pr, "-config", conf, "-flush_interval", "100ms") }()
 
 	_, err := io.WriteString(pw, cpuLines(0, 50))
 	require.NoError(t, err)
@@ -321,7 +322,7 @@ func TestFailingAPIRetriesUntilDelivered(t *testing.T) {
 	require.NoError(t, pw.Close())
 	res := <-resc
 	require.Equal(t, exitOK, res.code, res.stderr)
-	requireCPUOnce(t, s, 0, 50, res.stderr)
+	requireCPUOnce(t, s, 50, res.stderr)
 	require.Len(t, s.Gauges(), 50)
 	mu.Lock()
 	require.Equal(t, 6, failed)
@@ -344,7 +345,7 @@ func TestBackpressureLosesNothing(t *testing.T) {
 	conf := writeConf(t, s.LegacyURL(), testToken, "  metric_buffer_limit = 20\n  metric_batch_size = 5", "")
 	pr, pw := io.Pipe()
 	resc := make(chan result, 1)
-	go func() { resc <- runWith(t, context.Background(), pr, "-config", conf, "-flush_interval", "50ms") }()
+	go func() { resc <- runWith(context.Background(), t, pr, "-config", conf, "-flush_interval", "50ms") }()
 
 	written := make(chan error, 1)
 	go func() {
@@ -369,7 +370,7 @@ func TestBackpressureLosesNothing(t *testing.T) {
 	require.Equal(t, exitOK, res.code, res.stderr)
 	require.NotContains(t, res.stderr.String(), "overflow")
 	require.Len(t, s.Gauges(), 2000)
-	requireCPUOnce(t, s, 0, 2000, res.stderr)
+	requireCPUOnce(t, s, 2000, res.stderr)
 }
 
 func TestBatchSizeTriggersEarlyFlush(t *testing.T) {
@@ -379,7 +380,7 @@ func TestBatchSizeTriggersEarlyFlush(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	resc := make(chan result, 1)
-	go func() { resc <- runWith(t, ctx, pr, "-config", conf, "-batch_size", "4") }()
+	go func() { resc <- runWith(ctx, t, pr, "-config", conf, "-batch_size", "4") }()
 
 	_, err := io.WriteString(pw, cpuLines(0, 4))
 	require.NoError(t, err)
@@ -397,7 +398,7 @@ func TestCancelMidStreamFlushesEverythingRead(t *testing.T) {
 	defer pw.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	resc := make(chan result, 1)
-	go func() { resc <- runWith(t, ctx, pr, "-config", conf, "-flush_interval", "1h") }()
+	go func() { resc <- runWith(ctx, t, pr, "-config", conf, "-flush_interval", "1h") }()
 
 	// io.Pipe writes return only once the reader took the data: all of it
 	// has been read when the cancel comes. stdin stays open.
@@ -407,7 +408,7 @@ func TestCancelMidStreamFlushesEverythingRead(t *testing.T) {
 	res := <-resc
 	require.Equal(t, exitOK, res.code, res.stderr)
 	require.Len(t, s.Gauges(), 300)
-	requireCPUOnce(t, s, 0, 300, res.stderr)
+	requireCPUOnce(t, s, 300, res.stderr)
 }
 
 func TestShutdownTimeoutReportsLoss(t *testing.T) {
@@ -416,7 +417,7 @@ func TestShutdownTimeoutReportsLoss(t *testing.T) {
 	}})
 	conf := writeConf(t, s.LegacyURL(), testToken, "", "")
 	start := time.Now()
-	res := runWith(t, context.Background(), strings.NewReader(cpuLines(0, 7)),
+	res := runWith(context.Background(), t, strings.NewReader(cpuLines(0, 7)),
 		"-config", conf, "-shutdown_timeout", "1s")
 	require.Equal(t, exitLostData, res.code, res.stderr)
 	require.Less(t, time.Since(start), 20*time.Second)

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/influxdata/telegraf/config"
@@ -24,6 +27,12 @@ const (
 
 	defaultFlushInterval   = 2 * time.Second
 	defaultShutdownTimeout = 10 * time.Second
+	defaultSpoolMaxSize    = 256 << 20
+
+	// spoolOff as -spool_dir turns the spool off even under systemd.
+	spoolOff = "off"
+	// stateDirEnv is set by systemd for a unit with StateDirectory=.
+	stateDirEnv = "STATE_DIRECTORY"
 )
 
 // options are the command-line flags.
@@ -34,27 +43,60 @@ type options struct {
 	flushSet        bool
 	batchSize       int
 	shutdownTimeout time.Duration
+	spoolDir        string
+	spoolDirSet     bool
+	spoolMaxSize    sizeFlag
+}
+
+// sizeFlag is a byte size flag taking Telegraf's forms ("256MiB", "1GB",
+// bytes).
+type sizeFlag int64
+
+func (s *sizeFlag) String() string {
+	if *s > 0 && *s%(1<<20) == 0 {
+		return fmt.Sprintf("%dMiB", int64(*s)>>20)
+	}
+	return strconv.FormatInt(int64(*s), 10)
+}
+
+func (s *sizeFlag) Set(v string) error {
+	var size config.Size
+	if err := size.UnmarshalText([]byte(v)); err != nil {
+		return fmt.Errorf("not a size: %w", err)
+	}
+	*s = sizeFlag(size)
+	return nil
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
-	var o options
+	o := options{spoolMaxSize: defaultSpoolMaxSize}
 	fs := flag.NewFlagSet("librato-execd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.configPath, "config", "", "TOML file with one [[outputs.librato]] block and an optional [agent] table (required)")
 	fs.BoolVar(&o.debug, "debug", false, "log at debug level")
-	fs.Bool("check", false, "check the -config file's credentials and settings against Librato, print one line and exit (0 OK, 1 a setting is wrong, 2 unloadable)")
+	fs.Bool("check", false,
+		"check the -config file's credentials and settings against Librato, print one line and exit (0 OK, 1 a setting is wrong, 2 unloadable)")
 	fs.DurationVar(&o.flushInterval, "flush_interval", defaultFlushInterval,
 		"how often buffered metrics are written; overrides flush_interval of the config")
 	fs.IntVar(&o.batchSize, "batch_size", 0,
 		"metrics per Write and the buffer size that triggers an early flush (default: metric_batch_size of the config, else 1000)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown_timeout", defaultShutdownTimeout,
-		"how long the final flush keeps retrying after stdin closed or a signal arrived")
+		"how long the final flush keeps retrying after stdin closed or a signal arrived; with a spool, what is left waits there for the next start")
+	fs.StringVar(&o.spoolDir, "spool_dir", "",
+		"directory of the on-disk spool that keeps metrics until Librato accepted them, across restarts and crashes "+
+			"(default: $STATE_DIRECTORY/librato-execd/<config file name> under systemd with StateDirectory=, "+
+			"else no spool; \"off\": no spool)")
+	fs.Var(&o.spoolMaxSize, "spool_max_size",
+		"the spool's bound on disk, a `size` such as 256MiB or 1GB; when full, the oldest undelivered metrics are dropped with a warning")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "flush_interval" {
+		switch f.Name {
+		case "flush_interval":
 			o.flushSet = true
+		case "spool_dir":
+			o.spoolDirSet = true
 		}
 	})
 	switch {
@@ -68,6 +110,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-batch_size must not be negative")
 	case o.shutdownTimeout <= 0:
 		return o, errors.New("-shutdown_timeout must be positive")
+	case o.spoolDirSet && o.spoolDir == "":
+		return o, fmt.Errorf("-spool_dir must name a directory or be %q", spoolOff)
+	case o.spoolMaxSize < minSegmentSize:
+		return o, fmt.Errorf("-spool_max_size must be at least %d bytes", minSegmentSize)
 	}
 	return o, nil
 }
@@ -131,7 +177,42 @@ func run(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer) 
 	log.Debugf("Started %s: flush_interval=%s batch_size=%d metric_buffer_limit=%d shutdown_timeout=%s",
 		ro.LogName(), r.flushInterval, r.batchSize, r.bufferLimit, r.shutdownTimeout)
 
-	return r.run(ctx, stdin)
+	dir := spoolDirOf(opts, os.Getenv(stateDirEnv))
+	if dir == "" {
+		log.Warnf("No spool (-spool_dir): metrics not yet delivered are lost when librato-execd stops or restarts " +
+			"while Librato cannot be reached (Telegraf's outputs.execd does not send them again)")
+		return r.run(ctx, stdin)
+	}
+	sp, st, err := openSpool(dir, spoolOptions{maxSize: int64(opts.spoolMaxSize)}, log)
+	if err != nil {
+		log.Errorf("%v", err)
+		ro.Close()
+		return exitConfig
+	}
+	if st.unsettled > 0 {
+		log.Infof("Spool %s: %d metric(s) from before the restart are sent first", dir, st.unsettled)
+	}
+	log.Debugf("Spool %s: %d bytes, at most %s", dir, st.bytes, &opts.spoolMaxSize)
+	return newSpoolRunner(r, sp).run(ctx, stdin)
+}
+
+// spoolDirOf is -spool_dir, else a directory per config file under
+// systemd's STATE_DIRECTORY (its first entry: systemd joins several with
+// ':'), else "" (no spool). Two outputs.execd blocks with different configs
+// then never share a spool.
+func spoolDirOf(o options, stateDir string) string {
+	switch {
+	case o.spoolDir == spoolOff:
+		return ""
+	case o.spoolDir != "":
+		return o.spoolDir
+	}
+	stateDir, _, _ = strings.Cut(stateDir, ":")
+	if stateDir == "" {
+		return ""
+	}
+	name := strings.TrimSuffix(filepath.Base(o.configPath), filepath.Ext(o.configPath))
+	return filepath.Join(stateDir, "librato-execd", name)
 }
 
 // setupLogging sends Telegraf's logs (the plugin's, the config loader's and
