@@ -17,9 +17,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/seed-d22a899f/librato/internal/fakelibrato"
+	"github.com/seed-d22a899f/librato/internal/testclock"
 )
 
-var epoch = time.Unix(1790000000, 0)
+var epoch = testclock.Epoch()
 
 func TestSeriesWindow(t *testing.T) {
 	// A limit of 3 per minute: slots of one second.
