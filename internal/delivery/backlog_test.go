@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"sync/atomic"
@@ -159,6 +160,38 @@ func TestBacklogTooOld(t *testing.T) {
 				require.LessOrEqual(t, r.requests, int64(perFlush), "flush %d's requests", k+2)
 				require.Equal(t, int64(1), r.controls, "flush %d: one round, one control", k+2)
 			}
+		})
+	}
+}
+
+// TestRoundsEnd: why no further round of search and judgement starts.
+func TestRoundsEnd(t *testing.T) {
+	start := testEpoch()
+	startBy := start.Add(time.Minute)
+	cases := []struct {
+		name    string
+		round   int
+		settled int64 // in the round
+		now     time.Time
+		want    error // nil: another round
+	}{
+		{name: "progress and time left", round: 1, settled: 40, now: start},
+		{name: "progress in the round before the last", round: MaxRounds - 1, settled: 1, now: start},
+		{name: "nothing settled: nothing refunded the budget", round: 1, now: start, want: errSplitBudget},
+		{name: "the last round", round: MaxRounds, settled: 40, now: start, want: errRounds},
+		{name: "no time for another request", round: 1, settled: 40, now: startBy.Add(time.Second), want: ErrDeadline},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &flush{s: &Sender{clock: &fakeClock{now: tc.now}}, startBy: startBy}
+			f.stop, f.cancel = context.WithCancelCause(context.Background())
+			defer f.cancel(nil)
+			err := f.mayGoOn(tc.round, tc.settled)
+			if tc.want == nil {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, tc.want)
 		})
 	}
 }
