@@ -74,8 +74,10 @@ func TestBacklogTooOld(t *testing.T) {
 		// g, given the oldest time it takes.
 		refuse  func() func(g memGauge, oldest int64) bool
 		flushes int
-		// perRequest: how long each request takes on the fake clock (the
-		// Write's deadline is 59 s after it starts).
+		// perRequest: how long each request takes on the fake clock, one
+		// after another; set, the Write has the plugin's default time
+		// (timeout 5 s + retry_budget 5 s), so 10 ms is an endpoint
+		// answering in 100 ms, 10 requests at a time.
 		perRequest time.Duration
 		// cleared: every measurement dropped on proof within maxFlushes.
 		// Else nothing is dropped after the first flush, which drops at
@@ -90,7 +92,7 @@ func TestBacklogTooOld(t *testing.T) {
 			refuse: func() func(memGauge, int64) bool {
 				return func(g memGauge, oldest int64) bool { return g.Time < oldest }
 			}},
-		{name: "all too far in the past, a slow endpoint: the deadline ends the rounds", flushes: 10, cleared: true, maxFlushes: 3,
+		{name: "all too far in the past, 100 ms a request: the deadline ends the rounds", flushes: 30, cleared: true, maxFlushes: 25,
 			perRequest: 10 * time.Millisecond, firstErr: ErrDeadline,
 			refuse: func() func(memGauge, int64) bool {
 				return func(g memGauge, oldest int64) bool { return g.Time < oldest }
@@ -131,6 +133,9 @@ func TestBacklogTooOld(t *testing.T) {
 				transport = &slowTransport{lib, clock, tc.perRequest}
 			}
 			s, rejected := costSender(t, transport, clock)
+			if tc.perRequest > 0 {
+				s.cfg.Timeout, s.cfg.RetryBudget = 5*time.Second, 5*time.Second
+			}
 
 			rows, left := backlogRun(t, s, lib, clock, ms, tc.flushes)
 
