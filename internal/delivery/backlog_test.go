@@ -92,7 +92,7 @@ func TestBacklogTooOld(t *testing.T) {
 			refuse: func() func(memGauge, int64) bool {
 				return func(g memGauge, oldest int64) bool { return g.Time < oldest }
 			}},
-		{name: "all too far in the past, 100 ms a request: the deadline ends the rounds", flushes: 30, cleared: true, maxFlushes: 25,
+		{name: "all too far in the past, 100 ms a request: the deadline ends the rounds", flushes: 30, cleared: true, maxFlushes: 18,
 			perRequest: 10 * time.Millisecond, firstErr: ErrDeadline,
 			refuse: func() func(memGauge, int64) bool {
 				return func(g memGauge, oldest int64) bool { return g.Time < oldest }
@@ -172,7 +172,7 @@ func TestBacklogTooOld(t *testing.T) {
 // TestRoundsEnd: why no further round of search and judgement starts.
 func TestRoundsEnd(t *testing.T) {
 	start := testEpoch()
-	startBy := start.Add(time.Minute)
+	startBy, searchBy := start.Add(time.Minute), start.Add(40*time.Second)
 	cases := []struct {
 		name    string
 		round   int
@@ -184,11 +184,12 @@ func TestRoundsEnd(t *testing.T) {
 		{name: "progress in the round before the last", round: MaxRounds - 1, settled: 1, now: start},
 		{name: "nothing settled: nothing refunded the budget", round: 1, now: start, want: errSplitBudget},
 		{name: "the last round", round: MaxRounds, settled: 40, now: start, want: errRounds},
+		{name: "no time to judge what another search would find", round: 1, settled: 40, now: searchBy.Add(time.Second), want: ErrDeadline},
 		{name: "no time for another request", round: 1, settled: 40, now: startBy.Add(time.Second), want: ErrDeadline},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := &flush{s: &Sender{clock: &fakeClock{now: tc.now}}, startBy: startBy}
+			f := &flush{s: &Sender{clock: &fakeClock{now: tc.now}}, startBy: startBy, searchBy: searchBy}
 			f.stop, f.cancel = context.WithCancelCause(context.Background())
 			defer f.cancel(nil)
 			err := f.mayGoOn(tc.round, tc.settled)

@@ -64,6 +64,7 @@ type flush struct {
 	sendBy      time.Time // retries and pauses end here (start + retry_budget)
 	deadline    time.Time // everything ends here (sendBy + timeout)
 	startBy     time.Time // no request starts later (see newFlush)
+	searchBy    time.Time // no search for rejected measurements starts later (see newFlush)
 	settled     []bool    // per point: accepted, or dropped on proof
 	budget      splitBudget
 	accepted    atomic.Bool // some request of this flush was accepted
@@ -158,6 +159,11 @@ func (s *Sender) newFlush(n int, ep Endpoint, start time.Time) (*flush, error) {
 	if f.startBy.Before(f.sendBy) {
 		f.startBy = f.sendBy
 	}
+	// A search's suspects are dropped only after their judgement (a
+	// control and one more request each, about half what finding them
+	// cost), which must start by startBy too: what a search finds too late
+	// to be judged is lost work, and the next flush searches again.
+	f.searchBy = start.Add(f.startBy.Sub(start) * 2 / 3)
 	f.stop, f.cancel = context.WithCancelCause(context.Background())
 	f.requests, f.endRequests = s.clock.WithDeadline(context.Background(), f.deadline)
 	return f, nil
@@ -253,7 +259,8 @@ func (f *flush) mayStart() error {
 // measurements, and a backlog of thousands would take a hundred flushes.
 // A round that settles nothing ends them: an endpoint that refuses
 // everything, the control included, costs one round per Write, as before.
-// At most MaxRounds rounds, each with at most one control request.
+// At most MaxRounds rounds, each with at most one control request, and
+// none after searchBy.
 func (f *flush) rounds() {
 	var before int64 // what was settled when the round began
 	for round := 1; ; round++ {
@@ -282,6 +289,8 @@ func (f *flush) mayGoOn(round int, settled int64) error {
 		return err
 	}
 	switch {
+	case f.s.clock.Now().After(f.searchBy):
+		return ErrDeadline
 	case settled == 0:
 		return errSplitBudget // and nothing settled gave any of it back
 	case round == MaxRounds:
@@ -428,12 +437,16 @@ func (f *flush) split(pts []Measurement, settled []bool, o outcome) error {
 // rejection suggests (search.go). A measurement Librato rejects alone is a
 // suspect, which the end of the round judges by the evidence rule
 // (evidence.go); until then it stays unsettled, so the search can tell
-// from settled whether its guess was right. Past the split budget the rest
-// waits for the next round (see rounds), or else for the next flush, which
-// goes on from there.
+// from settled whether its guess was right. Past the split budget, or past
+// the flush's time for searching (searchBy), the rest waits for the next
+// round (see rounds), or else for the next flush, which goes on from there.
 func (f *flush) isolate(pts []Measurement, settled []bool, o outcome, t try) error {
 	if len(pts) == 1 {
 		f.evidence.suspect(&pts[0], &settled[0], o)
+		return nil
+	}
+	if f.s.clock.Now().After(f.searchBy) {
+		f.deferPart(pts, settled, o, t)
 		return nil
 	}
 	step := planSearch(pts, hintOf(o), t != blindTry)
