@@ -1,17 +1,23 @@
 package librato
 
 import (
+	"context"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/metric"
 	"github.com/influxdata/telegraf/models"
 	"github.com/stretchr/testify/require"
 
+	"github.com/seed-d22a899f/librato/internal/delivery"
 	"github.com/seed-d22a899f/librato/internal/fakelibrato"
+	"github.com/seed-d22a899f/librato/internal/testclock"
 )
 
 // The cost of safety through Telegraf's RunningOutput, whose flush stops at
@@ -151,4 +157,117 @@ func TestBodyLimitOutageCostThroughTelegraf(t *testing.T) {
 	requireExactlyOnce(t, fake, all)
 	t.Logf("requests per flush %v", perFlush)
 	reportRow(t, fake, len(logger.Messages()), 0, 0)
+}
+
+// TestBacklogCostThroughTelegraf: after a long outage, Telegraf's buffer
+// holds 1,000 metrics (3,000 gauges) that Librato finds too far in the
+// past. Nothing in the Write is accepted, so every drop rests on control
+// requests; the Write goes on in rounds while its drops prove progress,
+// and the backlog clears in a flush or two, each gauge on its own proof.
+// An endpoint that refuses everything, the control included, drops
+// nothing, and each flush costs a bounded number of requests.
+//
+// The plugin's clock and the fake's stand still at testclock.Epoch, and
+// every gauge has its own fixed time: nothing depends on the real date or
+// on when a flush happens to run.
+func TestBacklogCostThroughTelegraf(t *testing.T) {
+	const metrics, gauges = 1000, 3000
+	tooOld := fakelibrato.Action{Status: http.StatusBadRequest,
+		Body: []byte(`{"errors":{"params":{"measure_time":["is too far in the past"]}}}`)}
+	cases := []struct {
+		name    string
+		fault   func(int, *fakelibrato.Received) fakelibrato.Action // nil: the fake's own time rule
+		flushes int
+		cleared bool
+		// maxRequests bounds each flush when nothing is cleared: the
+		// batches, the split budget's start and one control.
+		maxRequests int
+	}{
+		{name: "too far in the past, the control accepted", flushes: 3, cleared: true},
+		{name: "everything refused, the control too", flushes: 3,
+			fault:       func(int, *fakelibrato.Received) fakelibrato.Action { return tooOld },
+			maxRequests: gauges/300 + delivery.ExtraRequests + delivery.ExtraRequestsPerBatch*gauges/300 + 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			epoch := testclock.Epoch()
+			fake := newFake(t, fakelibrato.Options{MaxPast: time.Hour, Now: func() time.Time { return epoch }, Fault: tc.fault})
+			logger := newCaptureLogger()
+			l := newPlugin(t, fake.LegacyURL(), func(l *Librato) {
+				l.Log = logger
+				l.clock = &frozenClock{now: epoch}
+			})
+			out, err := models.NewRunningOutput(l, &models.OutputConfig{Name: "librato"}, 1000, 100_000)
+			require.NoError(t, err)
+			backlog := epoch.Add(-2 * time.Hour)
+			for i := range metrics {
+				ts := backlog.Add(-time.Duration(i/20) * time.Second) // 20 hosts per second: distinct keys
+				out.AddMetric(metric.New("cpu", map[string]string{"host": fmt.Sprintf("host%02d", i%20)},
+					map[string]any{"idle": 1.0, "user": 2.0, "busy": 3.0}, ts))
+			}
+
+			perFlush := make([]int, 0, tc.flushes)
+			for k := range tc.flushes {
+				before := len(fake.Requests())
+				err := out.Write()
+				perFlush = append(perFlush, len(fake.Requests())-before)
+				t.Logf("flush %d: %v", k+1, err)
+				if err == nil && out.BufferLength() == 0 {
+					break
+				}
+			}
+
+			stored := 0
+			for _, g := range fake.Gauges() {
+				if g.Name != delivery.ControlName {
+					stored++
+				}
+			}
+			dropped := l.stats.dropped[reasonRejected].Get()
+			t.Logf("| %s | %d requests (per flush %v) | %d delivered | %d dropped | %d controls | %d flush(es) | %d metrics left |",
+				t.Name(), len(fake.Requests()), perFlush, stored, dropped, l.stats.controls.Get(), len(perFlush), out.BufferLength())
+			require.Zero(t, stored, "nothing but controls is stored")
+			if tc.cleared {
+				require.Zero(t, out.BufferLength(), "the backlog clears")
+				require.Equal(t, int64(gauges), dropped, "every gauge dropped on its own proof")
+				return
+			}
+			require.Equal(t, metrics, out.BufferLength(), "everything stays buffered")
+			require.Zero(t, dropped, "nothing dropped without an acceptance")
+			for k, n := range perFlush {
+				require.LessOrEqual(t, n, tc.maxRequests, "flush %d's requests", k+1)
+			}
+		})
+	}
+}
+
+// frozenClock is a delivery.Clock that stands still unless a wait moves
+// it, so the plugin's time is the fake's. It never reaches a real timer: a
+// deadline still ahead can only end by cancellation.
+type frozenClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *frozenClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *frozenClock) Sleep(ctx context.Context, d time.Duration) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *frozenClock) WithDeadline(ctx context.Context, t time.Time) (context.Context, context.CancelFunc) {
+	if !c.Now().Before(t) {
+		return context.WithDeadline(ctx, time.Time{}) // already past
+	}
+	return context.WithCancel(ctx)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/seed-d22a899f/librato/internal/delivery"
 	"github.com/seed-d22a899f/librato/internal/fakelibrato"
+	"github.com/seed-d22a899f/librato/internal/testclock"
 )
 
 // The evidence rule's regression tests: each case is an endpoint that
@@ -136,9 +137,11 @@ func rejectAllWhile(on *atomic.Bool, action fakelibrato.Action) func(int, *fakel
 }
 
 // smallFlush is flush i's metrics: one metric of three fields (three
-// gauges), at its own time.
+// gauges), at its own fixed time. The time must not be read from the wall
+// clock: two flushes that straddle a second would give two values of i the
+// same time, and so the same keys.
 func smallFlush(i int) []telegraf.Metric {
-	ts := time.Now().Add(-time.Minute).Truncate(time.Second).Add(-time.Duration(i) * time.Second)
+	ts := testclock.Epoch().Add(-time.Minute - time.Duration(i)*time.Second)
 	return []telegraf.Metric{metric.New("cpu", map[string]string{"host": "web"}, map[string]any{"idle": 1.0, "user": 2.0, "busy": 3.0}, ts)}
 }
 

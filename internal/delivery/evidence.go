@@ -36,10 +36,12 @@ import (
 // takes data at all. Its acceptance is the evidence (A) the rule needs.
 //
 // What users see in Librato: a metric "telegraf.librato.control" with value
-// 1, at most once per Write and API in which measurements were singled out
-// and nothing else was accepted after them (in practice: a flush of only bad
-// measurements, such as a backlog too far in the past). Each one sent is
-// counted in the control_requests self-metric.
+// 1, at most once per round of search and judgement (see flush.rounds) in
+// which measurements were singled out and nothing else was accepted after
+// them, so at most MaxRounds times per Write, at one API's URL. In
+// practice: a flush of only bad measurements, such as a backlog too far in
+// the past, where each round proves about four times as many drops as the
+// last. Each one sent is counted in the control_requests self-metric.
 const ControlName = "telegraf.librato.control"
 
 // defaultControlSource is the control's source when default_source is not set.
@@ -137,11 +139,21 @@ func (e *evidence) suspect(m *Measurement, settled *bool, r1 outcome) {
 	e.mu.Unlock()
 }
 
-// needsControl: some suspect has no acceptance sent after its rejection.
-func (e *evidence) needsControl() bool {
+// takePending returns the suspects of this round and starts the next: a
+// round's judgement is about the rejections of that round only.
+func (e *evidence) takePending() []suspect {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for _, s := range e.pending {
+	pending := e.pending
+	e.pending = nil
+	return pending
+}
+
+// needsControl: some suspect has no acceptance sent after its rejection.
+func (e *evidence) needsControl(pending []suspect) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, s := range pending {
 		if !acceptedAfter(e.accepted, s.r1.url, s.r1.answered) {
 			return true
 		}
@@ -187,11 +199,12 @@ func validSource(s string) bool {
 	return true
 }
 
-// judge completes or refutes the proof for every suspect: a control request
-// if no acceptance came after some rejection, then R2 for each suspect.
-// What is not proven stays unsettled, with one error for all of them.
+// judge completes or refutes the proof for every suspect of this round
+// (see flush.rounds): a control request if no acceptance came after some
+// rejection, then R2 for each suspect. What is not proven stays unsettled,
+// with one error for all of them.
 func (f *flush) judge() {
-	pending := f.evidence.pending
+	pending := f.evidence.takePending()
 	if len(pending) == 0 {
 		return
 	}
@@ -199,13 +212,13 @@ func (f *flush) judge() {
 		f.keep(pending, err)
 		return
 	}
-	if f.evidence.needsControl() {
+	if f.evidence.needsControl(pending) {
 		o, err := f.control()
 		switch {
 		case err != nil:
 			f.keep(pending, err)
 			return
-		case o.kind != delivered || f.evidence.needsControl():
+		case o.kind != delivered || f.evidence.needsControl(pending):
 			why := errNoEvidence
 			if o.err != nil {
 				why = fmt.Errorf("%w (the control measurement got: %w)", errNoEvidence, o.err)

@@ -29,6 +29,15 @@ const (
 	// least this much (or half of timeout, if shorter) left before the
 	// Write's deadline.
 	minRequestWindow = time.Second
+
+	// MaxRounds bounds the rounds of search and judgement in one Write
+	// (see flush.rounds), and so its control requests: at most one per
+	// round. When every measurement is bad, the first round singles out a
+	// few dozen (its budget goes mostly to the first splits of every
+	// batch) and each round about four times as many as the last
+	// (refundPerDrop): five rounds clear a Write of 3,000, and the first
+	// round's budget grows with the Write's batches. The sixth is slack.
+	MaxRounds = 6
 )
 
 var (
@@ -36,6 +45,7 @@ var (
 	// before everything was settled.
 	ErrDeadline    = errors.New("this flush's time (timeout + retry_budget) is spent")
 	errSplitBudget = errors.New("this flush's budget of extra requests for splitting and isolation is spent")
+	errRounds      = fmt.Errorf("this flush's %d rounds of isolation and proof are spent", MaxRounds)
 )
 
 // flush is the state of one Write's delivery.
@@ -54,9 +64,13 @@ type flush struct {
 	sendBy      time.Time // retries and pauses end here (start + retry_budget)
 	deadline    time.Time // everything ends here (sendBy + timeout)
 	startBy     time.Time // no request starts later (see newFlush)
+	searchBy    time.Time // no search for rejected measurements starts later (see newFlush)
 	settled     []bool    // per point: accepted, or dropped on proof
 	budget      splitBudget
 	accepted    atomic.Bool // some request of this flush was accepted
+	// progress counts the measurements settled so far: a round that
+	// settled none ends the rounds (see rounds).
+	progress atomic.Int64
 	// seq is the flush's logical clock (see evidence.go); evidence is
 	// what it recorded of acceptances and single rejections.
 	seq           atomic.Uint64
@@ -65,6 +79,17 @@ type flush struct {
 	mu            sync.Mutex
 	err           error // the first failure
 	otherFailures int
+	// deferred: the parts of rejected requests that the split budget could
+	// not search yet; the next round goes on with them (guarded by mu).
+	deferred []part
+}
+
+// part is a rejected request's measurements whose search waits for budget.
+type part struct {
+	pts     []Measurement
+	settled []bool
+	o       outcome // the rejection: the search's hint
+	t       try
 }
 
 // Deliver sends ms to ep and returns, per measurement, whether it is
@@ -94,7 +119,7 @@ func (s *Sender) Deliver(ms []Measurement, ep Endpoint, start time.Time) (Result
 		lo, hi := batches[i][0], batches[i][1]
 		return f.send(ms[lo:hi], f.settled[lo:hi], batchTry)
 	})
-	f.judge()
+	f.rounds()
 	f.rejections.report(s.log)
 
 	res := Result{Settled: f.settled, Accepted: f.accepted.Load(), Proofs: f.evidence.proofs}
@@ -134,6 +159,11 @@ func (s *Sender) newFlush(n int, ep Endpoint, start time.Time) (*flush, error) {
 	if f.startBy.Before(f.sendBy) {
 		f.startBy = f.sendBy
 	}
+	// A search's suspects are dropped only after their judgement (a
+	// control and one more request each, about half what finding them
+	// cost), which must start by startBy too: what a search finds too late
+	// to be judged is lost work, and the next flush searches again.
+	f.searchBy = start.Add(f.startBy.Sub(start) * 2 / 3)
 	f.stop, f.cancel = context.WithCancelCause(context.Background())
 	f.requests, f.endRequests = s.clock.WithDeadline(context.Background(), f.deadline)
 	return f, nil
@@ -218,6 +248,83 @@ func (f *flush) mayStart() error {
 	return nil
 }
 
+// rounds judges the measurements the search singled out (evidence.go) and,
+// while a round made progress and the Write's time allows, searches on in
+// the same Write with what the split budget had to leave for later.
+//
+// Proof is gathered at the end of a round, so a Write in which nothing is
+// accepted (a backlog entirely too far in the past) only grows its budget
+// there, with the drops it proves (refundPerDrop). Without further rounds
+// each flush would single out what its starting budget allows, a few dozen
+// measurements, and a backlog of thousands would take a hundred flushes.
+// A round that settles nothing ends them: an endpoint that refuses
+// everything, the control included, costs one round per Write, as before.
+// At most MaxRounds rounds, each with at most one control request, and
+// none after searchBy.
+func (f *flush) rounds() {
+	var before int64 // what was settled when the round began
+	for round := 1; ; round++ {
+		f.judge()
+		parts := f.takeDeferred()
+		if len(parts) == 0 {
+			return
+		}
+		settled := f.progress.Load()
+		if why := f.mayGoOn(round, settled-before); why != nil {
+			f.leaveDeferred(parts, why)
+			return
+		}
+		before = settled
+		f.each(len(parts), func(i int) error {
+			p := &parts[i]
+			return f.isolate(p.pts, p.settled, p.o, p.t)
+		})
+	}
+}
+
+// mayGoOn reports why no round may follow round, which settled that many
+// measurements, or nil.
+func (f *flush) mayGoOn(round int, settled int64) error {
+	if err := f.mayStart(); err != nil {
+		return err
+	}
+	switch {
+	case f.s.clock.Now().After(f.searchBy):
+		return ErrDeadline
+	case settled == 0:
+		return errSplitBudget // and nothing settled gave any of it back
+	case round == MaxRounds:
+		return errRounds
+	}
+	return nil
+}
+
+// deferPart keeps a rejected request's measurements for the next round.
+func (f *flush) deferPart(pts []Measurement, settled []bool, o outcome, t try) {
+	f.mu.Lock()
+	f.deferred = append(f.deferred, part{pts, settled, o, t})
+	f.mu.Unlock()
+}
+
+func (f *flush) takeDeferred() []part {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	parts := f.deferred
+	f.deferred = nil
+	return parts
+}
+
+// leaveDeferred leaves the deferred parts unsettled, for the next flush,
+// with one error for all of them.
+func (f *flush) leaveDeferred(parts []part, why error) {
+	n := 0
+	for _, p := range parts {
+		n += len(p.pts)
+	}
+	f.leave(fmt.Errorf("%w: %d measurement(s) of rejected requests not yet singled out: %w",
+		why, n, parts[0].o.err))
+}
+
 // send delivers pts, retrying transient failures within the retry budget,
 // splitting what is too large and isolating what Librato rejects. An error
 // means the flush must stop; measurements left unsettled for other reasons
@@ -282,6 +389,7 @@ func (f *flush) delivered(pts []Measurement, settled []bool, o outcome, extra bo
 	for i := range settled {
 		settled[i] = true
 	}
+	f.progress.Add(int64(len(settled)))
 }
 
 // answered acts on an answer that did not deliver pts.
@@ -327,18 +435,23 @@ func (f *flush) split(pts []Measurement, settled []bool, o outcome) error {
 
 // isolate finds the measurements of a rejected request, in the order the
 // rejection suggests (search.go). A measurement Librato rejects alone is a
-// suspect, which the end of the flush judges by the evidence rule
+// suspect, which the end of the round judges by the evidence rule
 // (evidence.go); until then it stays unsettled, so the search can tell
-// from settled whether its guess was right. Past the split budget the rest
-// stays unsettled for the next flush, which goes on from there.
+// from settled whether its guess was right. Past the split budget, or past
+// the flush's time for searching (searchBy), the rest waits for the next
+// round (see rounds), or else for the next flush, which goes on from there.
 func (f *flush) isolate(pts []Measurement, settled []bool, o outcome, t try) error {
 	if len(pts) == 1 {
 		f.evidence.suspect(&pts[0], &settled[0], o)
 		return nil
 	}
+	if f.s.clock.Now().After(f.searchBy) {
+		f.deferPart(pts, settled, o, t)
+		return nil
+	}
 	step := planSearch(pts, hintOf(o), t != blindTry)
 	if !f.budget.spend(step.requests(len(pts))) {
-		f.leave(fmt.Errorf("%w: %d measurements of a rejected request not yet singled out: %w", errSplitBudget, len(pts), o.err))
+		f.deferPart(pts, settled, o, t)
 		return nil
 	}
 	return f.search(pts, settled, step, t)
@@ -346,6 +459,8 @@ func (f *flush) isolate(pts []Measurement, settled []bool, o outcome, t try) err
 
 func (f *flush) drop(p *Measurement, settled *bool, o outcome) {
 	*settled = true
+	f.progress.Add(1)
+	f.budget.dropped()
 	f.s.stats.Rejected.Incr(1)
 	f.rejections.add(p, o.reason)
 }
