@@ -1,0 +1,48 @@
+package librato
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/metric"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seed-d22a899f/librato/internal/fakelibrato"
+)
+
+// TestRedTeamGuardWarmUpNeverEndsInAutoWithTaglessMetrics: api = "auto" on a
+// legacy-only account whose metrics have no tags (the setup of issue 15's
+// loss 2): every Write converts for the tagged API first (nothing to send),
+// then falls back to legacy. The series guard took each of those as "a
+// change of API" and restarted its warm-up twice per Write, so the warm-up
+// never ended and max_new_series was never enforced.
+func TestRedTeamGuardWarmUpNeverEndsInAutoWithTaglessMetrics(t *testing.T) {
+	fake := newFake(t, fakelibrato.Options{TaggedDisabled: true})
+	l := newPlugin(t, fake.URL(), func(l *Librato) {
+		l.API = apiAuto
+		l.DefaultSource = taglessSource
+		l.MaxNewSeries = 10
+	})
+	clock := guardClock(l)
+	base := time.Now().Add(-time.Minute).Truncate(time.Second)
+	flush := func(at time.Time, fields int) []telegraf.Metric {
+		f := map[string]any{}
+		for i := range fields {
+			f[fmt.Sprintf("f%03d", i)] = float64(i)
+		}
+		return []telegraf.Metric{metric.New("app", nil, f, at)}
+	}
+	require.NoError(t, l.Write(flush(base, 5))) // the warm-up: 5 known series
+	*clock = clock.Add(2 * time.Hour)           // well past the warm-up
+	require.NoError(t, l.Write(flush(base.Add(time.Second), 5)))
+	*clock = clock.Add(time.Minute)
+	require.NoError(t, l.Write(flush(base.Add(2*time.Second), 200))) // 195 new series
+
+	names := map[string]bool{}
+	for _, g := range fake.Gauges() {
+		names[g.Name] = true
+	}
+	require.LessOrEqual(t, len(names), 5+10, "max_new_series = 10 after the warm-up: %d series stored", len(names))
+}
