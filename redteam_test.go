@@ -46,3 +46,22 @@ func TestRedTeamGuardWarmUpNeverEndsInAutoWithTaglessMetrics(t *testing.T) {
 	}
 	require.LessOrEqual(t, len(names), 5+10, "max_new_series = 10 after the warm-up: %d series stored", len(names))
 }
+
+// TestRedTeamAutoTaglessDebugLineLeaksQuery: the README says every URL that
+// is printed passes the one redaction function (query values masked: an
+// api_url behind a proxy may carry a key there). api = "auto"'s fallback for
+// tagless metrics logged the legacy endpoint raw.
+func TestRedTeamAutoTaglessDebugLineLeaksQuery(t *testing.T) {
+	const querySecret = "q-s3cr3t-key"
+	fake := newFake(t, fakelibrato.Options{TaggedDisabled: true})
+	logger := newCaptureLogger()
+	l := newPlugin(t, fake.URL()+"/?api_key="+querySecret, func(l *Librato) {
+		l.API = apiAuto
+		l.DefaultSource = taglessSource
+		l.Log = logger
+	})
+	metrics, _ := tagless(3)
+	require.NoError(t, l.Write(metrics))
+	require.NotEmpty(t, fake.Gauges())
+	require.NotContains(t, logText(logger), querySecret)
+}
