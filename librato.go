@@ -265,7 +265,7 @@ func (l *Librato) taglessUndecided(conv *converter) bool {
 		return false
 	}
 	l.Log.Debugf(`api = "auto": %d measurement(s) have no tags and the account is not known to take tagged ones; this flush goes to %s`,
-		n, l.sender.cfg.endpoints.legacy.url)
+		n, redact.URL(l.sender.cfg.endpoints.legacy.url))
 	return true
 }
 
