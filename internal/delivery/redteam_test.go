@@ -1,0 +1,41 @@
+package delivery
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestRedTeamCutOffTaggedSummaryIsNoEvidence: the evidence rule's A is, for
+// the tagged API, "a summary without failures". A 2xx whose summary cannot
+// be read — a body longer than MaxResponseRead (a partial success listing
+// hundreds of errors), or cut off — shows no such thing: here the control
+// measurement's answer says every measurement failed, yet because its body
+// was longer than what is read it counted as a clean acceptance, and the
+// suspect was dropped as rejected_by_api on that proof.
+func TestRedTeamCutOffTaggedSummaryIsNoEvidence(t *testing.T) {
+	longFailure := `{"errors":[` + strings.Repeat(`{"param":"time","value":"x","reason":"the service is refusing measurements right now"},`, 300) +
+		`{"param":"time"}],"measurements":{"summary":{"total":1,"accepted":0,"failed":1,"filtered":0}}}`
+	require.Greater(t, len(longFailure), MaxResponseRead)
+	lib := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		b, err := io.ReadAll(req.Body)
+		if err != nil {
+			return nil, err
+		}
+		if bytes.Contains(b, []byte(ControlName)) {
+			return answer(req, http.StatusAccepted, longFailure), nil
+		}
+		return answer(req, http.StatusBadRequest, `{"errors":{"params":{"time":["is too far in the past"]}}}`), nil
+	})
+	clock := &fakeClock{now: testEpoch()}
+	s, rejected := costSender(t, lib, clock)
+	ms := []Measurement{{Name: "m", Series: &Series{Tags: `{"host":"web"}`}, Time: testEpoch().Unix() - 10, Value: 1}}
+	res, err := s.Deliver(ms, Endpoint{URL: "https://librato.test/v1/measurements", Tagged: true}, clock.Now())
+	require.Error(t, err, "no clean acceptance: the measurement stays buffered")
+	require.Empty(t, res.Proofs)
+	require.Zero(t, rejected.Get())
+}
