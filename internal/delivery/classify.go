@@ -48,6 +48,10 @@ type outcome struct {
 	// for them: the answer does not say which, and the rest are stored.
 	apiFailed int
 	apiErrors string
+	// summaryUnread: a tagged 2xx whose summary could not be read (cut
+	// off, or not JSON): it settles its measurements, but it is no
+	// evidence that the endpoint takes data.
+	summaryUnread bool
 	// Where and when, for the evidence rule: the request's URL, how many
 	// measurements it carried, and the flush's logical clock just before
 	// it was sent and after its answer was read.
@@ -107,9 +111,11 @@ func unfinished(o outcome, readErr error) outcome {
 // acceptedWithFailures reads a tagged 2xx body:
 // {"measurements":{"summary":{"total":N,"accepted":N,"failed":N,"filtered":N}}},
 // and a non-empty "errors", which clients have seen beside a partial success.
-func acceptedWithFailures(body []byte) (failed int, errs string) {
+// read is false for a body that is not JSON (an empty one reads as no
+// failures).
+func acceptedWithFailures(body []byte) (failed int, errs string, read bool) {
 	if len(body) == 0 {
-		return 0, ""
+		return 0, "", true
 	}
 	var doc struct {
 		Measurements struct {
@@ -120,14 +126,14 @@ func acceptedWithFailures(body []byte) (failed int, errs string) {
 		Errors json.RawMessage `json:"errors"`
 	}
 	if json.Unmarshal(body, &doc) != nil {
-		return 0, ""
+		return 0, "", false
 	}
 	switch string(doc.Errors) {
 	case "", "null", "[]", "{}":
 	default:
 		errs = Excerpt(doc.Errors)
 	}
-	return max(doc.Measurements.Summary.Failed, 0), errs
+	return max(doc.Measurements.Summary.Failed, 0), errs, true
 }
 
 // IsRateLimit reports whether the body is Librato's "API limit" or a "rate limit" answer.
