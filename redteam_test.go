@@ -1,7 +1,9 @@
 package librato
 
 import (
+	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,4 +66,55 @@ func TestRedTeamAutoTaglessDebugLineLeaksQuery(t *testing.T) {
 	require.NoError(t, l.Write(metrics))
 	require.NotEmpty(t, fake.Gauges())
 	require.NotContains(t, logText(logger), querySecret)
+}
+
+// redTeamClock is a delivery.Clock whose time passes only when told.
+type redTeamClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *redTeamClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *redTeamClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func (c *redTeamClock) Sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.advance(d)
+	return nil
+}
+
+func (c *redTeamClock) WithDeadline(ctx context.Context, t time.Time) (context.Context, context.CancelFunc) {
+	if !c.Now().Before(t) {
+		return context.WithDeadline(ctx, time.Time{})
+	}
+	return context.WithCancel(ctx)
+}
+
+// TestRedTeamSeriesGuardUsesThePluginsClock: Init says "one clock for
+// deadlines and decisions: a simulation's fake time drives the 24-hour
+// re-check too", but the series guard read the wall clock: with the
+// simulation's clock, its warm-up and window never moved, so max_new_series
+// was not enforced however much simulated time passed.
+func TestRedTeamSeriesGuardUsesThePluginsClock(t *testing.T) {
+	fake := newFake(t, fakelibrato.Options{})
+	clock := &redTeamClock{now: epoch}
+	l := newPlugin(t, apiURL(fake, apiLegacy), func(l *Librato) {
+		l.API, l.MaxNewSeries, l.clock = apiLegacy, 10, clock
+	})
+	at := time.Now().Add(-time.Minute).Truncate(time.Second)
+	require.NoError(t, l.Write(knownAndNew(at, 0)))
+	clock.advance(2 * time.Hour) // the warm-up (1h after the first delivery) is over
+	require.NoError(t, l.Write(knownAndNew(at.Add(10*time.Second), 100)))
+	require.Equal(t, int64(90), selfStat(l.APIURL, "measurements_dropped", "series_limit"))
 }
