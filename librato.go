@@ -119,6 +119,9 @@ func (l *Librato) Init() error {
 		return l.redactError(err)
 	}
 	l.sender = newSender(l.senderConfig(eps), l.stats, l.Log)
+	if l.guard != nil {
+		l.guard.now = l.sender.now // the same clock as every other decision
+	}
 	// One clock for deadlines and decisions: a simulation's fake time
 	// drives the 24-hour re-check too.
 	l.apis = apiChoice{mode: l.API, now: l.sender.now, logLearned: l.logLearnedAPI}
