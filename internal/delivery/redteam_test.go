@@ -39,3 +39,19 @@ func TestRedTeamCutOffTaggedSummaryIsNoEvidence(t *testing.T) {
 	require.Empty(t, res.Proofs)
 	require.Zero(t, rejected.Get())
 }
+
+// TestRedTeamAbsurdHintsStillPause: a spent budget whose reset is an absurd
+// Unix time, or a Retry-After beyond int64 seconds, is still a request to
+// pause (which max_retry_after then caps). The reset overflowed time.Unix
+// into the past and the Retry-After failed to parse, so both read as "no
+// pause" and requests went on hammering a budget Librato said was spent,
+// while a merely huge value (999999999999) pauses for max_retry_after.
+func TestRedTeamAbsurdHintsStillPause(t *testing.T) {
+	now := testEpoch()
+	for _, h := range []http.Header{
+		{"X-Librato-Ratelimit-Std": {"limit=300,remaining=0,reset=9223372036854775807"}},
+		{"Retry-After": {"99999999999999999999"}},
+	} {
+		require.Positive(t, retryHint(h, now), "%v", h)
+	}
+}
