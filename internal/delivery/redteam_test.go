@@ -55,3 +55,27 @@ func TestRedTeamAbsurdHintsStillPause(t *testing.T) {
 		require.Positive(t, retryHint(h, now), "%v", h)
 	}
 }
+
+// TestRedTeamHTMLSuccessPageIsNotAcceptance: a TLS-intercepting proxy or
+// portal that answers every POST with a 200 HTML page ("blocked by
+// policy", a sign-in page) stored nothing, yet its 2xx settled every
+// measurement and the Write returned nil: all of it lost without a word,
+// while the same page with status 400 keeps everything. Librato never
+// answers its API with HTML.
+func TestRedTeamHTMLSuccessPageIsNotAcceptance(t *testing.T) {
+	for _, tagged := range []bool{false, true} {
+		lib := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			_, _ = io.Copy(io.Discard, req.Body)
+			resp := answer(req, http.StatusOK, `<html><body>Access to this site is blocked by policy</body></html>`)
+			resp.Header.Set("Content-Type", "text/html; charset=utf-8")
+			return resp, nil
+		})
+		clock := &fakeClock{now: testEpoch()}
+		s, _ := costSender(t, lib, clock)
+		ms := []Measurement{{Name: "m", Series: &Series{Source: "web", Tags: `{"host":"web"}`}, Time: testEpoch().Unix(), Value: 1}}
+		res, err := s.Deliver(ms, Endpoint{URL: "https://librato.test/v1/x", Tagged: tagged}, clock.Now())
+		require.Error(t, err, "tagged=%v", tagged)
+		require.False(t, res.Accepted)
+		require.Equal(t, []bool{false}, res.Settled)
+	}
+}
