@@ -65,6 +65,15 @@ type outcome struct {
 func classify(status int, header http.Header, body []byte, tagged bool, now time.Time) outcome {
 	o := outcome{status: status}
 	if status >= 200 && status < 300 {
+		if isHTML(header) {
+			// Librato never answers its API with HTML; a proxy or portal
+			// that does ("blocked by policy", a sign-in page) stored
+			// nothing, so its 2xx settles nothing.
+			o.kind = halt
+			o.err = fmt.Errorf("librato answered %d with an HTML page, which is not Librato's API (a proxy or portal in the way?): "+
+				"nothing was taken as delivered: check api_url and http_proxy_url", status)
+			return o
+		}
 		o.kind = delivered
 		return o
 	}
@@ -95,6 +104,12 @@ func classify(status int, header http.Header, body []byte, tagged bool, now time
 		o.err = settingError(status, body, tagged)
 	}
 	return o
+}
+
+// isHTML reports an answer that says it is an HTML page.
+func isHTML(h http.Header) bool {
+	ct := strings.ToLower(strings.TrimSpace(h.Get("Content-Type")))
+	return strings.HasPrefix(ct, "text/html") || strings.HasPrefix(ct, "application/xhtml")
 }
 
 // unfinished: an answer whose body was cut off (a reset, the deadline)
