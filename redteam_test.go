@@ -118,3 +118,24 @@ func TestRedTeamSeriesGuardUsesThePluginsClock(t *testing.T) {
 	require.NoError(t, l.Write(knownAndNew(at.Add(10*time.Second), 100)))
 	require.Equal(t, int64(90), selfStat(l.APIURL, "measurements_dropped", "series_limit"))
 }
+
+// TestRedTeamTagSetKeyIsAmbiguous: the converter's series cache (and the
+// ledger's TagSet) keyed a tag set on its keys and values each followed by a
+// 0 byte, which a tag value may contain (line protocol and processors let it
+// through): {a: "x", b: "y"} and {a: "x\x00b\x00y"} had one key, so the
+// second metric was sent under the first one's tags, and a failed flush's
+// ledger would skip it as already stored.
+func TestRedTeamTagSetKeyIsAmbiguous(t *testing.T) {
+	fake := newFake(t, fakelibrato.Options{})
+	l := newPlugin(t, apiURL(fake, apiTagged), func(l *Librato) { l.API = apiTagged })
+	at := time.Now().Add(-time.Minute).Truncate(time.Second)
+	m1 := metric.New("m", map[string]string{"a": "x", "b": "y"}, map[string]any{"v": 1.0}, at)
+	m2 := metric.New("m", map[string]string{"a": "x\x00b\x00y"}, map[string]any{"v": 2.0}, at)
+	require.NoError(t, l.Write([]telegraf.Metric{m1, m2}))
+	got := map[float64]map[string]string{}
+	for _, m := range fake.Measurements() {
+		got[m.Value] = m.Tags
+	}
+	require.Len(t, got, 2)
+	require.NotEqual(t, got[1], got[2], "two different tag sets sent as one: %v", got)
+}
