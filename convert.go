@@ -1,6 +1,7 @@
 package librato
 
 import (
+	"encoding/binary"
 	"fmt"
 	"hash/maphash"
 	"slices"
@@ -238,15 +239,12 @@ func (c *converter) seriesFor(m telegraf.Metric) *series {
 	tags := m.TagList()
 	size := 0
 	for _, t := range tags {
-		size += len(t.Key) + len(t.Value) + 2
+		size += len(t.Key) + len(t.Value) + 2*binary.MaxVarintLen64
 	}
 	if size > maxCachedEntryBytes {
 		return c.newSeries(m) // would not be cached: skip copying the key
 	}
-	c.key = c.key[:0]
-	for _, t := range tags {
-		c.key = append(append(append(append(c.key, t.Key...), 0), t.Value...), 0)
-	}
+	c.key = appendTagSetKey(c.key[:0], tags)
 	if s, ok := c.series.get(c.key); ok {
 		return s
 	}
@@ -267,18 +265,33 @@ func (c *converter) newSeries(m telegraf.Metric) *series {
 	return s
 }
 
-// tagSetHash hashes the bytes of the series cache key (each tag's key and
-// value, NUL-terminated) without building them: a tag set too large for the
-// cache gets the same hash it would have had in it. It depends on the raw
-// tags only, not on the API's conversion of them.
+// appendTagSetKey appends the series cache key of a tag set: each tag's key
+// and value, each preceded by its length. Lengths, not terminators: a tag
+// value may hold any byte, 0 included, and {a: "x", b: "y"} must not read
+// like {a: "x\x00b\x00y"}.
+func appendTagSetKey(dst []byte, tags []*telegraf.Tag) []byte {
+	for _, t := range tags {
+		dst = binary.AppendUvarint(dst, uint64(len(t.Key)))
+		dst = append(dst, t.Key...)
+		dst = binary.AppendUvarint(dst, uint64(len(t.Value)))
+		dst = append(dst, t.Value...)
+	}
+	return dst
+}
+
+// tagSetHash hashes the bytes of the series cache key (appendTagSetKey)
+// without building them: a tag set too large for the cache gets the same
+// hash it would have had in it. It depends on the raw tags only, not on the
+// API's conversion of them.
 func tagSetHash(seed maphash.Seed, tags []*telegraf.Tag) uint64 {
 	var h maphash.Hash
 	h.SetSeed(seed)
+	var n [binary.MaxVarintLen64]byte
 	for _, t := range tags {
-		h.WriteString(t.Key)
-		h.WriteByte(0)
-		h.WriteString(t.Value)
-		h.WriteByte(0)
+		_, _ = h.Write(binary.AppendUvarint(n[:0], uint64(len(t.Key))))
+		_, _ = h.WriteString(t.Key)
+		_, _ = h.Write(binary.AppendUvarint(n[:0], uint64(len(t.Value))))
+		_, _ = h.WriteString(t.Value)
 	}
 	return h.Sum64()
 }

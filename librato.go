@@ -20,7 +20,6 @@ import (
 	"github.com/influxdata/telegraf/plugins/outputs"
 
 	"github.com/seed-d22a899f/librato/internal/delivery"
-
 	"github.com/seed-d22a899f/librato/internal/redact"
 )
 
@@ -119,6 +118,9 @@ func (l *Librato) Init() error {
 		return l.redactError(err)
 	}
 	l.sender = newSender(l.senderConfig(eps), l.stats, l.Log)
+	if l.guard != nil {
+		l.guard.now = l.sender.now // the same clock as every other decision
+	}
 	// One clock for deadlines and decisions: a simulation's fake time
 	// drives the 24-hour re-check too.
 	l.apis = apiChoice{mode: l.API, now: l.sender.now, logLearned: l.logLearnedAPI}
@@ -265,7 +267,7 @@ func (l *Librato) taglessUndecided(conv *converter) bool {
 		return false
 	}
 	l.Log.Debugf(`api = "auto": %d measurement(s) have no tags and the account is not known to take tagged ones; this flush goes to %s`,
-		n, l.sender.cfg.endpoints.legacy.url)
+		n, redact.URL(l.sender.cfg.endpoints.legacy.url))
 	return true
 }
 

@@ -156,6 +156,14 @@ func newSeriesGuard(limit int, period time.Duration, st *stats, log telegraf.Log
 // the mode is passed with every Write; a change of API starts a new warm-up.
 func (g *seriesGuard) screen(pts []point, tagged bool) []point {
 	g.dropped, g.examples = 0, g.examples[:0]
+	if len(pts) == 0 {
+		// Nothing to screen, and nothing that shows a change of API: with
+		// api = "auto" and metrics without tags, every Write converts for
+		// the tagged API first (nothing to send) and then goes to legacy.
+		// Taking that as a change would restart the warm-up twice per
+		// Write, and the limit would never apply.
+		return pts
+	}
 	now := g.now()
 	g.screenedAt = now
 	if !g.started || tagged != g.tagged {

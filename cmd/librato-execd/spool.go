@@ -450,20 +450,37 @@ func (s *spool) read(maxRecords int) ([]spooled, error) {
 			for seq := seg.base; seq < s.rdSeq; seq++ {
 				_, n, err := s.recordAtLocked(seg)
 				if err != nil {
-					return out, err
+					return out, s.skipDamagedLocked(seg, err)
 				}
 				s.rdOff += int64(n)
 			}
 		}
 		payload, n, err := s.recordAtLocked(seg)
 		if err != nil {
-			return out, err
+			return out, s.skipDamagedLocked(seg, err)
 		}
 		out = append(out, spooled{seq: s.rdSeq, payload: payload})
 		s.rdOff += int64(n)
 		s.rdSeq++
 	}
 	return out, nil
+}
+
+// skipDamagedLocked: a record that does not decode (damaged on disk while
+// running) would stop every later read at it. As at start-up, the records
+// from it to the segment's end as it is now are lost, with an error; reading
+// goes on at that end, where later appends to the segment begin. Other
+// errors (a failed read) are returned for the next read to try again.
+func (s *spool) skipDamagedLocked(seg *segment, err error) error {
+	if !errors.Is(err, errCorruptRecord) && !errors.Is(err, errTornRecord) {
+		return err
+	}
+	lost := seg.end() - s.rdSeq
+	s.log.Errorf("Spool %s: %v; the %d record(s) from there to the segment's end are lost", seg.path, err, lost)
+	s.dropped += lost
+	s.rdSeq, s.rdOff = seg.end(), seg.size
+	s.rdBuf = s.rdBuf[:0]
+	return nil
 }
 
 // locateLocked returns the segment holding rdSeq, moving rdSeq past records

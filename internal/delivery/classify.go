@@ -48,6 +48,10 @@ type outcome struct {
 	// for them: the answer does not say which, and the rest are stored.
 	apiFailed int
 	apiErrors string
+	// summaryUnread: a tagged 2xx whose summary could not be read (cut
+	// off, or not JSON): it settles its measurements, but it is no
+	// evidence that the endpoint takes data.
+	summaryUnread bool
 	// Where and when, for the evidence rule: the request's URL, how many
 	// measurements it carried, and the flush's logical clock just before
 	// it was sent and after its answer was read.
@@ -61,6 +65,15 @@ type outcome struct {
 func classify(status int, header http.Header, body []byte, tagged bool, now time.Time) outcome {
 	o := outcome{status: status}
 	if status >= 200 && status < 300 {
+		if isHTML(header) {
+			// Librato never answers its API with HTML; a proxy or portal
+			// that does ("blocked by policy", a sign-in page) stored
+			// nothing, so its 2xx settles nothing.
+			o.kind = halt
+			o.err = fmt.Errorf("librato answered %d with an HTML page, which is not Librato's API (a proxy or portal in the way?): "+
+				"nothing was taken as delivered: check api_url and http_proxy_url", status)
+			return o
+		}
 		o.kind = delivered
 		return o
 	}
@@ -93,6 +106,12 @@ func classify(status int, header http.Header, body []byte, tagged bool, now time
 	return o
 }
 
+// isHTML reports an answer that says it is an HTML page.
+func isHTML(h http.Header) bool {
+	ct := strings.ToLower(strings.TrimSpace(h.Get("Content-Type")))
+	return strings.HasPrefix(ct, "text/html") || strings.HasPrefix(ct, "application/xhtml")
+}
+
 // unfinished: an answer whose body was cut off (a reset, the deadline)
 // proves nothing about the measurements, however Librato-like its start.
 func unfinished(o outcome, readErr error) outcome {
@@ -107,9 +126,11 @@ func unfinished(o outcome, readErr error) outcome {
 // acceptedWithFailures reads a tagged 2xx body:
 // {"measurements":{"summary":{"total":N,"accepted":N,"failed":N,"filtered":N}}},
 // and a non-empty "errors", which clients have seen beside a partial success.
-func acceptedWithFailures(body []byte) (failed int, errs string) {
+// read is false for a body that is not JSON (an empty one reads as no
+// failures).
+func acceptedWithFailures(body []byte) (failed int, errs string, read bool) {
 	if len(body) == 0 {
-		return 0, ""
+		return 0, "", true
 	}
 	var doc struct {
 		Measurements struct {
@@ -120,14 +141,14 @@ func acceptedWithFailures(body []byte) (failed int, errs string) {
 		Errors json.RawMessage `json:"errors"`
 	}
 	if json.Unmarshal(body, &doc) != nil {
-		return 0, ""
+		return 0, "", false
 	}
 	switch string(doc.Errors) {
 	case "", "null", "[]", "{}":
 	default:
 		errs = Excerpt(doc.Errors)
 	}
-	return max(doc.Measurements.Summary.Failed, 0), errs
+	return max(doc.Measurements.Summary.Failed, 0), errs, true
 }
 
 // IsRateLimit reports whether the body is Librato's "API limit" or a "rate limit" answer.

@@ -120,7 +120,7 @@ func TestAcceptedWithFailures(t *testing.T) {
 		{`not json`, 0, ""},
 	}
 	for _, tc := range cases {
-		failed, errs := acceptedWithFailures([]byte(tc.body))
+		failed, errs, _ := acceptedWithFailures([]byte(tc.body))
 		require.Equal(t, tc.failed, failed, tc.body)
 		require.Equal(t, tc.errs, errs, tc.body)
 	}

@@ -82,7 +82,7 @@ func (s *Sender) post(ctx context.Context, r *Credentials, ep Endpoint, body *pa
 		return outcome{kind: transient, err: fmt.Errorf("sending to librato: %w", err), url: ep.URL, measurements: n, sent: sent, answered: seq.Add(1)}
 	}
 	defer resp.Body.Close()
-	text, readErr := s.readResponse(r, resp, ep.Tagged)
+	text, truncated, readErr := s.readResponse(r, resp, ep.Tagged)
 	if s.cfg.Debug {
 		s.log.Info(r.secrets.Redact(fmt.Sprintf("POST %s: %d measurements, %d bytes: %s -> %d in %s: %s",
 			ep.URL, n, len(body.wire), Excerpt(body.json), resp.StatusCode, elapsed, Excerpt(text))))
@@ -91,7 +91,11 @@ func (s *Sender) post(ctx context.Context, r *Credentials, ep Endpoint, body *pa
 	if loc := resp.Header.Get("Location"); loc != "" {
 		resp.Header.Set("Location", string(r.Redact([]byte(loc))))
 	}
-	o := unfinished(classify(resp.StatusCode, resp.Header, text, ep.Tagged, now), readErr)
+	cut := readErr
+	if cut == nil && truncated {
+		cut = fmt.Errorf("the answer is longer than the %d bytes read", MaxResponseRead)
+	}
+	o := unfinished(classify(resp.StatusCode, resp.Header, text, ep.Tagged, now), cut)
 	o.url, o.measurements, o.sent, o.answered = ep.URL, n, sent, seq.Add(1)
 	// The reason is decoded JSON: \u-escaped secrets are plain text now.
 	o.reason = string(r.Redact([]byte(o.reason)))
@@ -103,24 +107,33 @@ func (s *Sender) post(ctx context.Context, r *Credentials, ep Endpoint, body *pa
 	if o.kind == delivered {
 		o.retryAfter = max(spentBudgetReset(resp.Header, now), pause) // the budget is (nearly) spent: pause before the next
 		if ep.Tagged {
-			o.apiFailed, o.apiErrors = acceptedWithFailures(text)
+			var read bool
+			o.apiFailed, o.apiErrors, read = acceptedWithFailures(text)
+			// A summary cut off (by the read limit or the connection) or
+			// not JSON shows no "summary without failures": no evidence.
+			o.summaryUnread = !read || readErr != nil || truncated
 		}
 	}
 	s.admission.pause(o.retryAfter)
 	return o
 }
 
-// readResponse returns the (redacted) start of the response body, and why
-// reading it stopped early, if it did. A plain success needs none of it: the
-// body is only drained, within the limit, so the connection can be reused.
-func (s *Sender) readResponse(r *Credentials, resp *http.Response, tagged bool) ([]byte, error) {
-	body := io.LimitReader(resp.Body, MaxResponseRead)
+// readResponse returns the (redacted) start of the response body, whether
+// the body went on past MaxResponseRead, and why reading it stopped early,
+// if it did. A plain success needs none of it: the body is only drained,
+// within the limit, so the connection can be reused.
+func (s *Sender) readResponse(r *Credentials, resp *http.Response, tagged bool) ([]byte, bool, error) {
+	body := io.LimitReader(resp.Body, MaxResponseRead+1)
 	if resp.StatusCode/100 == 2 && !s.cfg.Debug && !tagged {
-		_, err := io.Copy(io.Discard, body)
-		return nil, err
+		n, err := io.Copy(io.Discard, body)
+		return nil, n > MaxResponseRead, err
 	}
 	raw, err := io.ReadAll(body)
-	return r.Redact(raw), err
+	truncated := len(raw) > MaxResponseRead
+	if truncated {
+		raw = raw[:MaxResponseRead]
+	}
+	return r.Redact(raw), truncated, err
 }
 
 func (s *Sender) newRequest(ctx context.Context, r *Credentials, target string, writes *bodyWrites) (*http.Request, error) {

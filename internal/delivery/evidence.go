@@ -125,8 +125,8 @@ type suspect struct {
 }
 
 func (e *evidence) accept(o outcome) {
-	if o.apiFailed > 0 || o.apiErrors != "" {
-		return // a tagged summary with failures is no proof of health
+	if o.apiFailed > 0 || o.apiErrors != "" || o.summaryUnread {
+		return // a tagged summary with failures, or unread, is no proof of health
 	}
 	e.mu.Lock()
 	e.accepted = append(e.accepted, span{url: o.url, sent: o.sent, answered: o.answered})

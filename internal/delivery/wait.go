@@ -83,7 +83,7 @@ func clampPause(hint, limit time.Duration) (pause time.Duration, clamped bool) {
 // an HTTP date), else a spent Librato rate-limit budget's reset.
 func retryHint(h http.Header, now time.Time) time.Duration {
 	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
-		if secs, err := strconv.ParseInt(v, 10, 64); err == nil && secs >= 0 {
+		if secs, ok := parseSeconds(v); ok {
 			return secondsToDuration(secs)
 		}
 		if t, err := http.ParseTime(v); err == nil {
@@ -91,6 +91,19 @@ func retryHint(h http.Header, now time.Time) time.Duration {
 		}
 	}
 	return spentBudgetReset(h, now)
+}
+
+// parseSeconds reads a non-negative decimal number of seconds; one too large
+// for int64 is a very long time (capped later), not an unreadable hint.
+func parseSeconds(v string) (int64, bool) {
+	secs, err := strconv.ParseInt(v, 10, 64)
+	switch {
+	case err == nil:
+		return secs, secs >= 0
+	case errors.Is(err, strconv.ErrRange) && secs > 0:
+		return secs, true // math.MaxInt64
+	}
+	return 0, false
 }
 
 // secondsToDuration converts without overflowing: 999999999999 seconds is a
@@ -116,8 +129,8 @@ func parseRateLimit(v string, now time.Time) rateLimit {
 	var haveRemaining bool
 	for part := range strings.SplitSeq(v, ",") {
 		k, val, _ := strings.Cut(strings.TrimSpace(part), "=")
-		n, err := strconv.ParseInt(strings.TrimSpace(val), 10, 64)
-		if err != nil || n < 0 {
+		n, ok := parseSeconds(strings.TrimSpace(val))
+		if !ok {
 			continue
 		}
 		switch strings.ToLower(k) {
@@ -128,7 +141,9 @@ func parseRateLimit(v string, now time.Time) rateLimit {
 		case "reset":
 			rl.reset = secondsToDuration(n)
 			if n > 1_000_000_000 {
-				rl.reset = max(time.Unix(n, 0).Sub(now), 0)
+				// A Unix time; subtracted in seconds, since time.Unix of
+				// an absurd one overflows into the past.
+				rl.reset = secondsToDuration(max(n-now.Unix(), 0))
 			}
 		}
 	}

@@ -83,9 +83,30 @@ func (s *Secrets) addForms(secret string) {
 	}
 	s.add(strings.Trim(strconv.Quote(secret), `"`))
 	s.add(strings.Trim(strconv.QuoteToASCII(secret), `"`))
-	s.add(url.QueryEscape(secret))
-	s.add(url.PathEscape(secret))
-	s.add(url.User(secret).String()) // userinfo escaping
+	// Percent-encodings: Go's, JavaScript's encodeURIComponent (space as
+	// %20, '+' encoded), and each with lower-case hex, which RFC 3986 makes
+	// equivalent and some servers write.
+	query := url.QueryEscape(secret)
+	for _, escaped := range []string{query, url.PathEscape(secret), strings.ReplaceAll(query, "+", "%20"), url.User(secret).String()} {
+		s.add(escaped)
+		s.add(lowerHex(escaped))
+	}
+}
+
+// lowerHex writes the hex digits of s's percent-escapes in lower case.
+func lowerHex(s string) string {
+	b := []byte(s)
+	for i := 0; i+2 < len(b); i++ {
+		if b[i] == '%' {
+			for j := i + 1; j <= i+2; j++ {
+				if 'A' <= b[j] && b[j] <= 'F' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			i += 2
+		}
+	}
+	return string(b)
 }
 
 func (s *Secrets) add(form string) {
