@@ -40,9 +40,11 @@ var simKnownBugs = map[string]string{
 		"\"tagged\" from a flush that sent nothing (issue 15, data loss 2)",
 	"series-limit-known": "max_new_series dropped a series Librato had already stored and acknowledged " +
 		"(issue 15, data loss 3: only the first Write of a flush marks its series known; a restart forgets them)",
-	"dup-unexplained": "a measurement was stored twice though the first store's 2xx reached the client in the same " +
-		"plugin instance: api = \"auto\" resends to legacy what tagged stored before a 403 \"not enabled\" " +
-		"(issue 15, data loss 4)",
+	"series-limit-case": "max_new_series dropped a series Librato already had under another case of its name or " +
+		"source (Librato compares them case-insensitively; issue 15: the guard must too)",
+	"dup-api-switch": "a measurement was stored on both APIs though the first store's 2xx reached the client in the " +
+		"same plugin instance: api = \"auto\" resends to legacy what tagged stored before a 403 \"not enabled\" " +
+		"(an HTML page's included), in the same Write or the retry (issue 15, data loss 4)",
 }
 
 // simStats are counts over seeds, for the summary line.
@@ -109,8 +111,9 @@ type checker struct {
 	seen       map[uint64][]sighting
 	// byURL: the requests of one Write to one URL, in the order sent.
 	byURL map[string][]*simlibrato.Op
-	// acked: when a series was first stored with a 2xx the client got.
-	acked map[string]time.Time
+	// acked: when a series was first stored with a 2xx the client got,
+	// by Librato's (case-insensitive) key and by the exact spelling.
+	acked, ackedExact map[string]time.Time
 }
 
 func (c *checker) fail(kind, format string, args ...any) {
@@ -120,6 +123,7 @@ func (c *checker) fail(kind, format string, args ...any) {
 // index maps the requests' measurements back to the generated ones.
 func (c *checker) index() {
 	c.acked = make(map[string]time.Time)
+	c.ackedExact = make(map[string]time.Time)
 	for _, op := range c.run.ops {
 		key := strconv.Itoa(op.Write) + " " + op.Host + op.Path
 		c.byURL[key] = append(c.byURL[key], op)
@@ -132,9 +136,10 @@ func (c *checker) index() {
 			}
 			c.seen[t.id] = append(c.seen[t.id], sighting{op, stored})
 			if stored && op.Confirmed() {
-				k := seriesKey(t)
-				if at, ok := c.acked[k]; !ok || op.AnsweredAt.Before(at) {
-					c.acked[k] = op.AnsweredAt
+				for k, acked := range map[string]map[string]time.Time{seriesKey(t): c.acked, t.name + "\x00" + t.host: c.ackedExact} {
+					if at, ok := acked[k]; !ok || op.AnsweredAt.Before(at) {
+						acked[k] = op.AnsweredAt
+					}
 				}
 			}
 		}
@@ -195,6 +200,10 @@ func (c *checker) duplicates(t *truth, stores []*simlibrato.Op) {
 			c.stats.dupLostAck++
 		case slices.ContainsFunc(stores[i+1:], func(o *simlibrato.Op) bool { return o.Instance != op.Instance }):
 			c.stats.dupRestart++
+		case stores[i+1].Path != op.Path:
+			c.stats.dupUnexplained++
+			c.fail("dup-api-switch", "%s stored by request %d (answered %d, Write %d, %s) and again on the other API by request %d (Write %d, %s)",
+				c.describe(t), op.Seq, op.Status, op.Write, op.Path, stores[i+1].Seq, stores[i+1].Write, stores[i+1].Path)
 		default:
 			c.stats.dupUnexplained++
 			c.fail("dup-unexplained", "%s stored by request %d (answered %d, Write %d) and again by request %d (Write %d, %s)",
@@ -220,9 +229,12 @@ func (c *checker) unsent(t *truth) {
 	case cfg.maxNewSeries > 0:
 		c.stats.guardDrops++
 		last := c.writeOf(t.writes[len(t.writes)-1])
-		if at, ok := c.acked[seriesKey(t)]; ok && at.Before(last.start) {
+		if at, ok := c.ackedExact[t.name+"\x00"+t.host]; ok && at.Before(last.start) {
 			c.fail("series-limit-known", "%s never sent: its series was stored and acknowledged at %s, before Write %d began",
 				c.describe(t), at.Format(time.TimeOnly), last.n)
+		} else if at, ok := c.acked[seriesKey(t)]; ok && at.Before(last.start) {
+			c.fail("series-limit-case", "%s never sent: Librato had stored and acknowledged its series, spelt in another case, at %s, "+
+				"before Write %d began", c.describe(t), at.Format(time.TimeOnly), last.n)
 		}
 	default:
 		c.fail("vanished", "%s was given to Writes %v and never sent", c.describe(t), t.writes)
