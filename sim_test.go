@@ -74,6 +74,9 @@ type simConfig struct {
 	metricsPerStep        int
 	healthyFlushes        int
 	longNames, quirkHosts bool
+	// bigTags gives every metric a tag of this many bytes, unique to it
+	// (the memory check's workload).
+	bigTags int
 }
 
 func drawConfig(rng *rand.Rand) simConfig {
@@ -175,9 +178,19 @@ type agent struct {
 	writeN   int
 }
 
-func runSeed(seed uint64) (run *simRun, err error) {
+func runSeed(seed uint64) (*simRun, error) {
+	run, _, err := simulate(seed, nil)
+	return run, err
+}
+
+// simulate runs one seed; adjust, if set, changes the drawn configuration.
+// It returns the (closed) plugin too, for the memory check.
+func simulate(seed uint64, adjust func(*simConfig)) (run *simRun, plugin *Librato, err error) {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed)) //nolint:gosec // a simulation's dice
 	cfg := drawConfig(rng)
+	if adjust != nil {
+		adjust(&cfg)
+	}
 	run = &simRun{seed: seed, cfg: cfg, byID: make(map[uint64]*truth), logs: &simLog{}}
 	start := time.Now()
 	run.plan = simlibrato.NewPlan(rng, start, time.Duration(cfg.steps)*cfg.interval, simUser, simToken)
@@ -185,13 +198,13 @@ func runSeed(seed uint64) (run *simRun, err error) {
 	a := &agent{run: run, rng: rng, srv: srv, ids: make(map[telegraf.Metric][]uint64), nextID: 1,
 		ser: &influxSerializer.Serializer{}, parser: &influx.Parser{}}
 	if err := a.ser.Init(); err != nil {
-		return run, fmt.Errorf("influx serializer: %w", err)
+		return run, nil, fmt.Errorf("influx serializer: %w", err)
 	}
 	if err := a.parser.Init(); err != nil {
-		return run, fmt.Errorf("influx parser: %w", err)
+		return run, nil, fmt.Errorf("influx parser: %w", err)
 	}
 	if err := a.start(); err != nil {
-		return run, err
+		return run, nil, err
 	}
 	for range cfg.steps {
 		time.Sleep(cfg.interval) // the bubble's clock: the agent's flush interval
@@ -200,7 +213,7 @@ func runSeed(seed uint64) (run *simRun, err error) {
 		}
 		if rng.Float64() < cfg.restartChance {
 			if err := a.restart(); err != nil {
-				return run, err
+				return run, nil, err
 			}
 		}
 		a.flush()
@@ -222,11 +235,12 @@ func runSeed(seed uint64) (run *simRun, err error) {
 		}
 	}
 	if err := a.plugin.Close(); err != nil {
-		return run, fmt.Errorf("close: %w", err)
+		return run, nil, fmt.Errorf("close: %w", err)
 	}
 	run.ops = srv.History()
 	run.end = time.Now()
-	return run, nil
+	srv.Forget() // the plugin keeps its transport: let the history go with the run
+	return run, a.plugin, nil
 }
 
 func (a *agent) start() error {
@@ -308,6 +322,9 @@ func (a *agent) newMetric() telegraf.Metric {
 	}
 	if host != "" {
 		tags["host"] = host
+	}
+	if cfg.bigTags > 0 {
+		tags["blob"] = fmt.Sprintf("%d-%s", a.nextID, strings.Repeat("x", cfg.bigTags))
 	}
 	tm := now
 	local := ""
@@ -676,4 +693,43 @@ func digest(run *simRun) string {
 		fmt.Fprintf(&b, "%d %s %v|", w.n, w.end.Sub(w.start), w.err)
 	}
 	return b.String()
+}
+
+// TestSimulationMemory: after a long run whose metrics carry large, unique
+// tags, what the plugin still holds (its caches, buffers and screens) is
+// bounded, whatever the flushes held while they ran.
+func TestSimulationMemory(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("a long run: not with -short or -race")
+	}
+	warmUpOutsideBubbles(t)
+	const bound = 24 << 20
+	var before, after, peak uint64
+	synctest.Test(t, func(t *testing.T) {
+		before = heapAfterGC()
+		run, plugin, err := simulate(7, func(c *simConfig) {
+			c.steps, c.metricsPerStep, c.batch, c.bufferLimit = 60, 400, 1000, 20000
+			c.perReq, c.restartChance, c.bigTags = 300, 0, 16<<10
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		peak = uint64(len(run.truths))
+		run = nil //nolint:ineffassign,wastedassign // let the history go before measuring
+		after = heapAfterGC()
+		runtime.KeepAlive(plugin)
+	})
+	retained := int64(after) - int64(before)
+	t.Logf("%d measurements with 16 KiB tags; the plugin retains %.1f MiB after the run", peak, float64(retained)/(1<<20))
+	if retained > bound {
+		t.Errorf("the plugin retains %.1f MiB after the run, more than %d MiB", float64(retained)/(1<<20), bound>>20)
+	}
+}
+
+func heapAfterGC() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }

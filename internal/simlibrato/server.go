@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -148,6 +147,14 @@ func (s *Server) History() []*Op {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]*Op(nil), s.ops...)
+}
+
+// Forget drops the history: a plugin keeps its transport, and a memory
+// check of the plugin must not count the simulation's records.
+func (s *Server) Forget() {
+	s.mu.Lock()
+	s.ops, s.attempts = nil, make(map[uint64]int)
+	s.mu.Unlock()
 }
 
 // RoundTrip answers one request in memory.
@@ -418,6 +425,3 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 }
-
-// ErrReset is what a reset connection returns.
-var ErrReset = errors.New("connection reset")
