@@ -116,7 +116,7 @@ type checker struct {
 	acked, ackedExact map[string]time.Time
 }
 
-func (c *checker) fail(kind, format string, args ...any) {
+func (c *checker) failf(kind, format string, args ...any) {
 	c.violations = append(c.violations, violation{kind, fmt.Sprintf(format, args...)})
 }
 
@@ -175,14 +175,14 @@ func (c *checker) measurement(t *truth) {
 	}
 	switch {
 	case t.buffered:
-		c.fail("wedge", "%s still buffered after %d healthy flushes (last error: %v)", c.describe(t), c.run.cfg.healthyFlushes, c.lastError())
+		c.failf("wedge", "%s still buffered after %d healthy flushes (last error: %v)", c.describe(t), c.run.cfg.healthyFlushes, c.lastError())
 	case len(stores) > 0:
 		c.stats.stored++
 		c.duplicates(t, stores)
 	case t.local != "":
 		c.stats.localDrops++
 		if len(sights) > 0 {
-			c.fail("sent-invalid", "%s was sent though it is invalid (%s)", c.describe(t), t.local)
+			c.failf("sent-invalid", "%s was sent though it is invalid (%s)", c.describe(t), t.local)
 		}
 	case len(sights) == 0:
 		c.unsent(t)
@@ -202,11 +202,11 @@ func (c *checker) duplicates(t *truth, stores []*simlibrato.Op) {
 			c.stats.dupRestart++
 		case stores[i+1].Path != op.Path:
 			c.stats.dupUnexplained++
-			c.fail("dup-api-switch", "%s stored by request %d (answered %d, Write %d, %s) and again on the other API by request %d (Write %d, %s)",
+			c.failf("dup-api-switch", "%s stored by request %d (answered %d, Write %d, %s) and again on the other API by request %d (Write %d, %s)",
 				c.describe(t), op.Seq, op.Status, op.Write, op.Path, stores[i+1].Seq, stores[i+1].Write, stores[i+1].Path)
 		default:
 			c.stats.dupUnexplained++
-			c.fail("dup-unexplained", "%s stored by request %d (answered %d, Write %d) and again by request %d (Write %d, %s)",
+			c.failf("dup-unexplained", "%s stored by request %d (answered %d, Write %d) and again by request %d (Write %d, %s)",
 				c.describe(t), op.Seq, op.Status, op.Write, stores[i+1].Seq, stores[i+1].Write, stores[i+1].Path)
 		}
 	}
@@ -219,25 +219,25 @@ func (c *checker) unsent(t *truth) {
 	taggedUsable := cfg.api == apiTagged || cfg.api == apiAuto && cfg.taggedEnabled
 	switch {
 	case len(t.writes) == 0:
-		c.fail("vanished", "%s never reached a Write", c.describe(t))
+		c.failf("vanished", "%s never reached a Write", c.describe(t))
 	case t.tagless && cfg.defaultSource == "":
 		c.stats.localDrops++ // empty_source or no_tags, whichever API
 	case t.tagless && taggedUsable:
 		c.stats.noTagDrops++
 	case t.tagless && cfg.api == apiAuto:
-		c.fail("auto-no-tags", "%s never sent: tagless with default_source on a legacy-only account", c.describe(t))
+		c.failf("auto-no-tags", "%s never sent: tagless with default_source on a legacy-only account", c.describe(t))
 	case cfg.maxNewSeries > 0:
 		c.stats.guardDrops++
 		last := c.writeOf(t.writes[len(t.writes)-1])
 		if at, ok := c.ackedExact[t.name+"\x00"+t.host]; ok && at.Before(last.start) {
-			c.fail("series-limit-known", "%s never sent: its series was stored and acknowledged at %s, before Write %d began",
+			c.failf("series-limit-known", "%s never sent: its series was stored and acknowledged at %s, before Write %d began",
 				c.describe(t), at.Format(time.TimeOnly), last.n)
 		} else if at, ok := c.acked[seriesKey(t)]; ok && at.Before(last.start) {
-			c.fail("series-limit-case", "%s never sent: Librato had stored and acknowledged its series, spelt in another case, at %s, "+
+			c.failf("series-limit-case", "%s never sent: Librato had stored and acknowledged its series, spelt in another case, at %s, "+
 				"before Write %d began", c.describe(t), at.Format(time.TimeOnly), last.n)
 		}
 	default:
-		c.fail("vanished", "%s was given to Writes %v and never sent", c.describe(t), t.writes)
+		c.failf("vanished", "%s was given to Writes %v and never sent", c.describe(t), t.writes)
 	}
 }
 
@@ -260,7 +260,7 @@ func (c *checker) unstored(t *truth, sights []sighting) {
 	if c.run.cfg.rules.Valid(m, last.Tagged, last.SentAt) {
 		kind = "drop-unproven-valid"
 	}
-	c.fail(kind, "%s was sent %d time(s), never stored, and no request pair R1, A, R2 proves Librato refuses it (last: request %d, %s)",
+	c.failf(kind, "%s was sent %d time(s), never stored, and no request pair R1, A, R2 proves Librato refuses it (last: request %d, %s)",
 		c.describe(t), len(sights), last.Seq, c.opSummary(last))
 }
 
@@ -340,7 +340,7 @@ func (c *checker) writesEndInTime() {
 		d := w.end.Sub(w.start)
 		c.stats.longestWrite = max(c.stats.longestWrite, d)
 		if d > limit {
-			c.fail("deadline", "Write %d took %s, more than timeout + retry_budget (%s)", w.n, d, limit)
+			c.failf("deadline", "Write %d took %s, more than timeout + retry_budget (%s)", w.n, d, limit)
 		}
 	}
 }
@@ -359,21 +359,22 @@ func (c *checker) noLeaks() {
 	for _, text := range texts {
 		for _, f := range forms {
 			if strings.Contains(text, f) {
-				c.fail("leak", "credential form %q in %q", f, text)
+				c.failf("leak", "credential form %q in %q", f, text)
 				break
 			}
 		}
 	}
 	for _, op := range c.run.ops {
 		if op.Foreign {
-			c.fail("foreign-request", "request %d went to %s%s (Authorization %q)", op.Seq, op.Host, op.Path, op.Authorization)
+			c.failf("foreign-request", "request %d went to %s%s (Authorization %q)", op.Seq, op.Host, op.Path, op.Authorization)
 		}
 	}
 }
 
 func credentialForms() []string {
 	basic := base64.StdEncoding.EncodeToString([]byte(simUser + ":" + simToken))
-	forms := []string{basic, strings.TrimRight(basic, "=")}
+	forms := make([]string, 0, 14)
+	forms = append(forms, basic, strings.TrimRight(basic, "="))
 	for _, s := range []string{simUser, simToken} {
 		q, err := json.Marshal(s)
 		if err != nil {
@@ -403,7 +404,7 @@ func (c *checker) lastError() error {
 	return nil
 }
 
-func (c *checker) describe(t *truth) string {
+func (*checker) describe(t *truth) string {
 	return fmt.Sprintf("measurement %d (%q, host %q, time %d, Writes %v)", t.id, t.name, t.host, t.time, t.writes)
 }
 

@@ -28,15 +28,16 @@ type histOp struct {
 }
 
 func history(truths []*truth, ops ...histOp) *simRun {
-	run := &simRun{cfg: simConfig{api: apiLegacy, timeout: time.Second, healthyFlushes: 1,
-		rules: simlibrato.Rules{PastWindow: time.Hour}}, byID: map[uint64]*truth{}, logs: &simLog{}}
+	cfg := simConfig{api: apiLegacy, timeout: time.Second, healthyFlushes: 1, rules: simlibrato.Rules{PastWindow: time.Hour}}
+	run := &simRun{cfg: cfg, byID: map[uint64]*truth{}, logs: &simLog{}}
 	for _, t := range truths {
 		run.truths = append(run.truths, t)
 		run.byID[t.id] = t
 	}
 	for i, h := range ops {
 		op := &simlibrato.Op{Seq: i, Write: h.write, Instance: max(h.instance, 1), Host: simHost, Path: h.path,
-			SentAt: time.Unix(946684800, int64(h.sent)*int64(time.Millisecond)), SentSeq: h.sent, DoneSeq: h.done, Status: h.status, Answer: []byte(h.answer), Complete: h.done > 0, Failed: h.failed}
+			SentAt: time.Unix(946684800, int64(h.sent)*int64(time.Millisecond)), SentSeq: h.sent, DoneSeq: h.done,
+			Status: h.status, Answer: []byte(h.answer), Complete: h.done > 0, Failed: h.failed}
 		if op.Path == "" {
 			op.Path = simlibrato.LegacyPath
 		}
@@ -57,7 +58,7 @@ func gaugeTruth(id uint64) *truth {
 }
 
 func kinds(vs []violation) []string {
-	var out []string
+	out := make([]string, 0, len(vs))
 	for _, v := range vs {
 		out = append(out, v.kind)
 	}

@@ -188,7 +188,7 @@ func TestSimFindingSeriesGuardAfterRestart(t *testing.T) {
 		srv := simlibrato.New(simlibrato.Config{Host: simHost, User: simUser, Token: simToken})
 		hosts := []string{"web1", "db2", "db3"}
 		before := simPlugin(t, srv, func(l *Librato) { l.MaxNewSeries = 1 })
-		var all []telegraf.Metric
+		all := make([]telegraf.Metric, 0, len(hosts))
 		for i, h := range hosts {
 			all = append(all, gauge("cpu", h, float64(i+1)))
 		}

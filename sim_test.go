@@ -35,7 +35,7 @@ import (
 	"github.com/influxdata/telegraf/config"
 	"github.com/influxdata/telegraf/metric"
 	"github.com/influxdata/telegraf/plugins/parsers/influx"
-	influxSerializer "github.com/influxdata/telegraf/plugins/serializers/influx"
+	serializers_influx "github.com/influxdata/telegraf/plugins/serializers/influx"
 
 	"github.com/seed-d22a899f/librato/internal/simlibrato"
 )
@@ -173,7 +173,7 @@ type agent struct {
 	buf      []telegraf.Metric
 	ids      map[telegraf.Metric][]uint64
 	nextID   uint64
-	ser      *influxSerializer.Serializer
+	ser      *serializers_influx.Serializer
 	parser   *influx.Parser
 	writeN   int
 }
@@ -186,7 +186,7 @@ func runSeed(seed uint64) (*simRun, error) {
 // simulate runs one seed; adjust, if set, changes the drawn configuration.
 // It returns the (closed) plugin too, for the memory check.
 func simulate(seed uint64, adjust func(*simConfig)) (run *simRun, plugin *Librato, err error) {
-	rng := rand.New(rand.NewPCG(seed, 0x5eed)) //nolint:gosec // a simulation's dice
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	cfg := drawConfig(rng)
 	if adjust != nil {
 		adjust(&cfg)
@@ -196,7 +196,7 @@ func simulate(seed uint64, adjust func(*simConfig)) (run *simRun, plugin *Librat
 	run.plan = simlibrato.NewPlan(rng, start, time.Duration(cfg.steps)*cfg.interval, simUser, simToken)
 	srv := simlibrato.New(simlibrato.Config{Host: simHost, User: simUser, Token: simToken, Rules: cfg.rules, Plan: run.plan.Fault})
 	a := &agent{run: run, rng: rng, srv: srv, ids: make(map[telegraf.Metric][]uint64), nextID: 1,
-		ser: &influxSerializer.Serializer{}, parser: &influx.Parser{}}
+		ser: &serializers_influx.Serializer{}, parser: &influx.Parser{}}
 	if err := a.ser.Init(); err != nil {
 		return run, nil, fmt.Errorf("influx serializer: %w", err)
 	}
@@ -341,8 +341,9 @@ func (a *agent) newMetric() telegraf.Metric {
 	// Fields in a fixed order: a map's order would change the bodies, and
 	// with them the plan's dice, from one replay to the next.
 	m := metric.New(name, tags, nil, tm)
-	var ids []uint64
-	for i := range 1 + rng.IntN(3) {
+	fields := 1 + rng.IntN(3)
+	ids := make([]uint64, 0, fields)
+	for i := range fields {
 		id := a.nextID
 		a.nextID++
 		m.AddField("f"+strconv.Itoa(i), float64(id))
@@ -441,7 +442,7 @@ type simLog struct {
 	lines []string
 }
 
-func (l *simLog) add(level, format string, args ...any) {
+func (l *simLog) addf(level, format string, args ...any) {
 	line := level + " " + fmt.Sprintf(format, args...)
 	l.mu.Lock()
 	l.lines = append(l.lines, line)
@@ -456,16 +457,16 @@ func (l *simLog) Lines() []string {
 
 func (*simLog) Level() telegraf.LogLevel         { return telegraf.Info }
 func (*simLog) AddAttribute(string, any)         {}
-func (l *simLog) Errorf(format string, a ...any) { l.add("E!", format, a...) }
-func (l *simLog) Error(a ...any)                 { l.add("E!", "%s", fmt.Sprint(a...)) }
-func (l *simLog) Warnf(format string, a ...any)  { l.add("W!", format, a...) }
-func (l *simLog) Warn(a ...any)                  { l.add("W!", "%s", fmt.Sprint(a...)) }
-func (l *simLog) Infof(format string, a ...any)  { l.add("I!", format, a...) }
-func (l *simLog) Info(a ...any)                  { l.add("I!", "%s", fmt.Sprint(a...)) }
-func (l *simLog) Debugf(format string, a ...any) { l.add("D!", format, a...) }
-func (l *simLog) Debug(a ...any)                 { l.add("D!", "%s", fmt.Sprint(a...)) }
-func (l *simLog) Tracef(format string, a ...any) { l.add("T!", format, a...) }
-func (l *simLog) Trace(a ...any)                 { l.add("T!", "%s", fmt.Sprint(a...)) }
+func (l *simLog) Errorf(format string, a ...any) { l.addf("E!", format, a...) }
+func (l *simLog) Error(a ...any)                 { l.addf("E!", "%s", fmt.Sprint(a...)) }
+func (l *simLog) Warnf(format string, a ...any)  { l.addf("W!", format, a...) }
+func (l *simLog) Warn(a ...any)                  { l.addf("W!", "%s", fmt.Sprint(a...)) }
+func (l *simLog) Infof(format string, a ...any)  { l.addf("I!", format, a...) }
+func (l *simLog) Info(a ...any)                  { l.addf("I!", "%s", fmt.Sprint(a...)) }
+func (l *simLog) Debugf(format string, a ...any) { l.addf("D!", format, a...) }
+func (l *simLog) Debug(a ...any)                 { l.addf("D!", "%s", fmt.Sprint(a...)) }
+func (l *simLog) Tracef(format string, a ...any) { l.addf("T!", format, a...) }
+func (l *simLog) Trace(a ...any)                 { l.addf("T!", "%s", fmt.Sprint(a...)) }
 
 // simSeedCount is how many seeds TestSimulation runs.
 func simSeedCount() int {
@@ -727,7 +728,7 @@ func TestSimulationMemory(t *testing.T) {
 			t.Fatal(err)
 		}
 		peak = uint64(len(run.truths))
-		run = nil //nolint:ineffassign,wastedassign // let the history go before measuring
+		// run is dead from here: its history is not counted.
 		after = heapAfterGC()
 		runtime.KeepAlive(plugin)
 	})
@@ -739,8 +740,8 @@ func TestSimulationMemory(t *testing.T) {
 }
 
 func heapAfterGC() uint64 {
-	runtime.GC()
-	runtime.GC()
+	runtime.GC() //nolint:revive // measuring what stays reachable needs a collection
+	runtime.GC() //nolint:revive // and a second one for what finalizers released
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc

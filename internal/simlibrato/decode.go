@@ -39,8 +39,8 @@ func (m *Measurement) SeriesKey() string {
 
 var (
 	nameRe     = regexp.MustCompile(`\A[-.:_A-Za-z0-9]{1,255}\z`)
-	tagNameRe  = regexp.MustCompile(`\A[-.:_\w]{1,64}\z`)
-	tagValueRe = regexp.MustCompile(`\A[-.:_?\\/\w ]{1,255}\z`)
+	tagNameRe  = regexp.MustCompile(`\A[-.:\w]{1,64}\z`)
+	tagValueRe = regexp.MustCompile(`\A[-.:?\\/\w ]{1,255}\z`)
 )
 
 // errUnprocessable is the tagged API's answer to a body outside its schema.

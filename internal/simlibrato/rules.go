@@ -1,7 +1,6 @@
 package simlibrato
 
 import (
-	"fmt"
 	"regexp"
 	"strings"
 	"time"
@@ -51,7 +50,7 @@ func (r *Rules) check(m *Measurement, tagged bool, now time.Time) *fieldError {
 		case m.Source != "" && !nameRe.MatchString(m.Source),
 			strings.EqualFold(m.Source, "all"),
 			r.QuirkSources && quirkSource.MatchString(m.Source):
-			return &fieldError{"source", fmt.Sprintf("%s is not a valid source name", m.Source)}
+			return &fieldError{"source", m.Source + " is not a valid source name"}
 		}
 	}
 	if m.Time != 0 && r.PastWindow > 0 && m.Time < now.Add(-r.PastWindow).Unix() {

@@ -316,7 +316,7 @@ func (s *Server) store(op *Op, problems []*fieldError, mode StoreMode, now time.
 	if op.Tagged && !s.cfg.Rules.TaggedEnabled {
 		return
 	}
-	var stored []int
+	stored := make([]int, 0, len(op.Measurements))
 	for i := range op.Measurements {
 		if problems[i] != nil || s.cfg.Rules.check(&op.Measurements[i], op.Tagged, now) != nil {
 			continue
@@ -363,11 +363,11 @@ type answerBody struct {
 
 func (b *answerBody) Read(p []byte) (int, error) {
 	if b.r.Len() > 0 {
-		n, _ := b.r.Read(p)
+		n, err := b.r.Read(p) // never fails with bytes left
 		if b.r.Len() == 0 && b.stall == nil {
 			b.s.complete(b.op)
 		}
-		return n, nil
+		return n, err
 	}
 	if b.stall == nil {
 		b.s.complete(b.op)
