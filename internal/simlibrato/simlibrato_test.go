@@ -22,7 +22,7 @@ const (
 	host  = "api.librato.test"
 )
 
-func post(t *testing.T, ctx context.Context, s *Server, path, body string) (*http.Response, error) {
+func post(ctx context.Context, t *testing.T, s *Server, path, body string) (*http.Response, error) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+host+path, strings.NewReader(body))
 	if err != nil {
@@ -71,10 +71,11 @@ func TestLibratoAnswers(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := New(Config{Host: host, User: user, Token: token, Rules: tt.rules})
-			resp, err := post(t, context.Background(), s, tt.path, tt.body)
+			resp, err := post(context.Background(), t, s, tt.path, tt.body)
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer resp.Body.Close()
 			body, err := io.ReadAll(resp.Body)
 			if err != nil {
 				t.Fatal(err)
@@ -114,9 +115,10 @@ func TestFaults(t *testing.T) {
 				s := New(Config{Host: host, User: user, Token: token, Plan: func(*Request) Fault { return tt.fault }})
 				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 				defer cancel()
-				resp, err := post(t, ctx, s, LegacyPath, body)
+				resp, err := post(ctx, t, s, LegacyPath, body)
 				if err == nil {
 					_, err = io.ReadAll(resp.Body)
+					resp.Body.Close()
 				}
 				if !errors.Is(err, tt.wantErr) {
 					t.Errorf("error %v, want %v", err, tt.wantErr)
