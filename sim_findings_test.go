@@ -241,3 +241,59 @@ func TestSimFindingAutoSwitchDoesNotResend(t *testing.T) {
 		}
 	})
 }
+
+// tooOld is a gauge Librato refuses: "too far in the past".
+func tooOld(name string, value float64) telegraf.Metric {
+	return metric.New(name, map[string]string{"host": "web1"}, map[string]any{"value": value}, time.Now().Add(-48*time.Hour))
+}
+
+// Finding (seeds 1, 19, 20…: drop-unproven-poison): a measurement Librato
+// refuses is dropped after one rejection, without the second one (R2) the
+// rule asks for after an acceptance.
+func TestSimFindingDropNeedsSecondRejection(t *testing.T) {
+	knownBug(t, "THE EVIDENCE RULE is not implemented: a measurement is dropped on R1 and any acceptance, "+
+		"without R2 (a request of it alone, sent after the acceptance's answer, rejected again)")
+	warmUpOutsideBubbles(t)
+	synctest.Test(t, func(t *testing.T) {
+		srv := simlibrato.New(simlibrato.Config{Host: simHost, User: simUser, Token: simToken,
+			Rules: simlibrato.Rules{PastWindow: time.Hour}})
+		l := simPlugin(t, srv, func(l *Librato) { l.ConcurrentWrites = 1 })
+		// One Write: the history of this Write alone must prove the drop.
+		if err := l.Write([]telegraf.Metric{gauge("cpu", "web1", 1), tooOld("old", 2)}); err != nil {
+			t.Fatal(err)
+		}
+		rules := simlibrato.Rules{PastWindow: time.Hour}
+		run := &simRun{cfg: simConfig{api: apiLegacy, timeout: time.Hour, rules: rules}, byID: map[uint64]*truth{},
+			logs: &simLog{}, ops: srv.History()}
+		poison := &truth{id: 2, name: "old", host: "web1", time: time.Now().Add(-48 * time.Hour).Unix(), writes: []int{0}}
+		run.truths, run.byID[2] = []*truth{poison}, poison
+		if got, _ := check(run); len(got) > 0 {
+			t.Errorf("the drop of the too-old gauge lacks its proof: %v", got)
+		}
+	})
+}
+
+// Finding (seeds 2, 44, 85…: wedge): a Write of nothing but measurements
+// Librato refuses never gets the acceptance its proof needs, so it fails
+// for ever (a backlog after a long outage, all too old).
+func TestSimFindingPoisonOnlyDoesNotWedge(t *testing.T) {
+	knownBug(t, "a Write in which every measurement is rejected waits for an acceptance that never comes: "+
+		"no control request (issue 15: a backlog after a long outage, entirely too far in the past)")
+	warmUpOutsideBubbles(t)
+	synctest.Test(t, func(t *testing.T) {
+		srv := simlibrato.New(simlibrato.Config{Host: simHost, User: simUser, Token: simToken,
+			Rules: simlibrato.Rules{PastWindow: time.Hour}})
+		l := simPlugin(t, srv)
+		batch := []telegraf.Metric{tooOld("old", 1), tooOld("older", 2)}
+		var err error
+		for range 5 {
+			if err = l.Write(batch); err == nil {
+				break
+			}
+			time.Sleep(10 * time.Second)
+		}
+		if err != nil {
+			t.Errorf("a Write of measurements Librato refuses still fails after 5 tries: %v", err)
+		}
+	})
+}
