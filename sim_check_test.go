@@ -53,6 +53,7 @@ type simStats struct {
 	stored, proven, apiFailed, agentDropped int
 	dupLostAck, dupRestart, dupUnexplained  int
 	localDrops, guardDrops, noTagDrops      int
+	control                                 int // stored measurements that are not the agent's
 	longestWrite                            time.Duration
 }
 
@@ -71,15 +72,16 @@ func (s *simStats) add(o simStats) {
 	s.localDrops += o.localDrops
 	s.guardDrops += o.guardDrops
 	s.noTagDrops += o.noTagDrops
+	s.control += o.control
 	s.longestWrite = max(s.longestWrite, o.longestWrite)
 }
 
 func (s simStats) String() string {
 	return fmt.Sprintf("%d writes, %d requests, %d measurements: %d stored, %d dropped on proof, %d failed in a tagged summary, "+
 		"%d dropped before sending (%d series_limit, %d no_tags), %d dropped by the agent; duplicates: %d lost acks, %d restarts, "+
-		"%d unexplained; longest Write %s",
+		"%d unexplained; %d other measurements stored (control requests); longest Write %s",
 		s.writes, s.requests, s.measurements, s.stored, s.proven, s.apiFailed, s.localDrops, s.guardDrops, s.noTagDrops,
-		s.agentDropped, s.dupLostAck, s.dupRestart, s.dupUnexplained, s.longestWrite)
+		s.agentDropped, s.dupLostAck, s.dupRestart, s.dupUnexplained, s.control, s.longestWrite)
 }
 
 // sighting is one request's carrying of a measurement.
@@ -132,7 +134,14 @@ func (c *checker) index() {
 			t := c.truthOf(m)
 			stored := slices.Contains(op.Stored, i)
 			if t == nil {
-				continue // a control request's self-metric, or not ours
+				// A control request's self-metric, or a field the plugin
+				// must never send (NaN, beyond Librato's range).
+				if strings.HasSuffix(m.Name, ".nan") || strings.HasSuffix(m.Name, ".huge") {
+					c.failf("sent-invalid", "request %d carried %s = %v, which the plugin must drop before sending", op.Seq, m.Name, m.Value)
+				} else if stored {
+					c.stats.control++
+				}
+				continue
 			}
 			c.seen[t.id] = append(c.seen[t.id], sighting{op, stored})
 			if stored && op.Confirmed() {

@@ -355,15 +355,22 @@ func (a *agent) newMetric() telegraf.Metric {
 	// with them the plan's dice, from one replay to the next.
 	m := metric.New(name, tags, nil, tm)
 	fields := 1 + rng.IntN(3)
+	if name == "" {
+		fields = 1 // a field called "value" is named after the metric alone: ""
+	}
 	ids := make([]uint64, 0, fields)
 	for i := range fields {
 		id := a.nextID
 		a.nextID++
-		m.AddField("f"+strconv.Itoa(i), float64(id))
-		ids = append(ids, id)
-		lname := name + ".f" + strconv.Itoa(i)
+		key := "f" + strconv.Itoa(i)
 		if name == "" {
-			lname = ""
+			key = "value"
+		}
+		m.AddField(key, float64(id))
+		ids = append(ids, id)
+		lname := name + "." + key
+		if key == "value" {
+			lname = name
 		}
 		t := &truth{id: id, name: lname, host: host, tagless: host == "", time: tm.Unix(), local: local}
 		a.run.truths = append(a.run.truths, t)
