@@ -297,3 +297,19 @@ func TestSimFindingPoisonOnlyDoesNotWedge(t *testing.T) {
 		}
 	})
 }
+
+// Finding (TestSimulationMemory's workload, tags of 1 KiB against 256 KiB):
+// what the plugin holds after a run grows with the size of the last
+// flushes' tags.
+func TestSimFindingRetainedMemoryIndependentOfTags(t *testing.T) {
+	knownBug(t, "the collision finder keeps the tag sets of the metrics it explained (pending[:0] keeps the entries' "+
+		"culprits): 3.4 MiB retained after a run with 1 KiB tags, 33.4 MiB with 256 KiB tags (issue 15, memory)")
+	if testing.Short() || raceEnabled {
+		t.Skip("a long run: not with -short or -race")
+	}
+	warmUpOutsideBubbles(t)
+	small, large := retainedAfterRun(t, 1<<10), retainedAfterRun(t, 256<<10)
+	if large-small > 8<<20 {
+		t.Errorf("with 256 KiB tags the plugin retains %.1f MiB more than with 1 KiB tags", float64(large-small)/(1<<20))
+	}
+}
