@@ -423,7 +423,7 @@ func (*checker) opSummary(op *simlibrato.Op) string {
 		fault = "librato"
 	}
 	return fmt.Sprintf("Write %d, %s, %d measurement(s), %s: %d %s", op.Write, op.Path, len(op.Measurements), fault, op.Status,
-		excerpt(op.Answer))
+		answerText(op.Answer))
 }
 
 // describe prints a run's configuration and history, for -sim.seed.
@@ -466,4 +466,15 @@ func describe(run *simRun) string {
 		b.WriteString("log: " + line + "\n")
 	}
 	return b.String()
+}
+
+// answerText is an answer's start, quoted, for a violation's description.
+func answerText(b []byte) string {
+	if len(b) == 0 {
+		return "(empty body)"
+	}
+	if len(b) > 300 {
+		b = b[:300]
+	}
+	return strconv.Quote(string(b))
 }
