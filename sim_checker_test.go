@@ -36,7 +36,7 @@ func history(truths []*truth, ops ...histOp) *simRun {
 	}
 	for i, h := range ops {
 		op := &simlibrato.Op{Seq: i, Write: h.write, Instance: max(h.instance, 1), Host: simHost, Path: h.path,
-			SentAt: time.Unix(946684800, int64(h.sent)*int64(time.Millisecond)), SentSeq: h.sent, DoneSeq: h.done,
+			SentAt: time.Unix(946684800, int64(h.sent)*int64(time.Millisecond)), SentSeq: h.sent, AnsweredSeq: h.done, DoneSeq: h.done,
 			Status: h.status, Answer: []byte(h.answer), Complete: h.done > 0, Failed: h.failed}
 		if op.Path == "" {
 			op.Path = simlibrato.LegacyPath
@@ -126,7 +126,9 @@ func TestCheckerEvidenceRule(t *testing.T) {
 }
 
 func TestCheckerValidDropIsDataLoss(t *testing.T) {
-	run := history([]*truth{gaugeTruth(1), gaugeTruth(2)},
+	valid := gaugeTruth(1)
+	valid.writes = []int{2}
+	run := history([]*truth{valid, gaugeTruth(2)},
 		histOp{write: 1, values: []uint64{2}, sent: 1, done: 2, status: 200, stored: true},
 		histOp{write: 2, values: []uint64{1}, sent: 3, done: 4, status: 400, answer: fieldError400})
 	got, _ := check(run)

@@ -2,8 +2,8 @@ package librato
 
 // The simulation's findings as plain regression tests: each builds the
 // smallest history that shows one bug, against the simulated Librato, in a
-// synctest bubble. While a bug is open its test skips with a precise
-// description; -sim.strict runs it anyway (and it fails).
+// synctest bubble. All failed on e2f73c5; while a bug is open its test skips
+// with a precise description, and -sim.strict runs it anyway (and it fails).
 
 import (
 	"net/http"
@@ -50,8 +50,6 @@ var librato400 = simlibrato.Fault{Kind: simlibrato.Answer, Status: http.StatusBa
 // Finding (seeds 15, 24, 30…: drop-unproven-valid): one acceptance long ago
 // made every later Librato-shaped 400 count as proof.
 func TestSimFindingOldAcceptanceIsNoProof(t *testing.T) {
-	knownBug(t, "the process-wide \"accepted\" flag: after one acceptance, an endpoint answering every request with "+
-		"Librato's field-error 400 gets valid measurements dropped while Write returns nil (issue 15, data loss 1)")
 	warmUpOutsideBubbles(t)
 	synctest.Test(t, func(t *testing.T) {
 		srv := simlibrato.New(simlibrato.Config{Host: simHost, User: simUser, Token: simToken})
@@ -79,8 +77,6 @@ func TestSimFindingOldAcceptanceIsNoProof(t *testing.T) {
 // during a span in which the endpoint rejects everything, followed by an
 // acceptance after it, is taken as proof without a second rejection.
 func TestSimFindingRejectionSpanIsNoProof(t *testing.T) {
-	knownBug(t, "a measurement is dropped after one rejection (R1) and any acceptance in the flush, without R2 "+
-		"(THE EVIDENCE RULE): a span of Librato-shaped 400s in the middle of a Write drops what it touched")
 	warmUpOutsideBubbles(t)
 	synctest.Test(t, func(t *testing.T) {
 		spanEnd := time.Now().Add(100 * time.Millisecond)
@@ -109,8 +105,6 @@ func TestSimFindingRejectionSpanIsNoProof(t *testing.T) {
 // Finding (seeds 2, 44, 85…: wedge): a rejection naming params.name with
 // messages, a rule the client does not know, halts every flush.
 func TestSimFindingUnknownNameRuleDoesNotWedge(t *testing.T) {
-	knownBug(t, "Librato's {\"errors\":{\"params\":{\"name\":[\"is too long\"]}}} is taken for an error about the request, "+
-		"never isolated: one such name blocks its batch for ever (issue 15, wedge)")
 	warmUpOutsideBubbles(t)
 	synctest.Test(t, func(t *testing.T) {
 		srv := simlibrato.New(simlibrato.Config{Host: simHost, User: simUser, Token: simToken,
@@ -136,8 +130,6 @@ func TestSimFindingUnknownNameRuleDoesNotWedge(t *testing.T) {
 // Finding (seeds 20, 141, 320…: auto-no-tags): api = "auto" decided
 // "tagged" from a flush that sent nothing.
 func TestSimFindingAutoDecidesOnlyFromSentRequests(t *testing.T) {
-	knownBug(t, "api = \"auto\" on a legacy-only account: a first flush of tagless metrics sends nothing (no_tags) "+
-		"and is taken as the account accepting tagged measurements, so every later tagless metric is dropped (issue 15, data loss 2)")
 	warmUpOutsideBubbles(t)
 	synctest.Test(t, func(t *testing.T) {
 		srv := simlibrato.New(simlibrato.Config{Host: simHost, User: simUser, Token: simToken})
@@ -212,8 +204,6 @@ func TestSimFindingSeriesGuardAfterRestart(t *testing.T) {
 // the legacy API what the tagged API stored, after a 403 whose body says
 // "not enabled" (here a firewall's HTML page).
 func TestSimFindingAutoSwitchDoesNotResend(t *testing.T) {
-	knownBug(t, "api = \"auto\": a 403 \"not enabled\" in the middle of a flush (even an HTML page) switches to legacy "+
-		"and resends what tagged already stored (issue 15, data loss 4)")
 	warmUpOutsideBubbles(t)
 	synctest.Test(t, func(t *testing.T) {
 		srv := simlibrato.New(simlibrato.Config{Host: simHost, User: simUser, Token: simToken,
@@ -251,8 +241,6 @@ func tooOld(name string, value float64) telegraf.Metric {
 // refuses is dropped after one rejection, without the second one (R2) the
 // rule asks for after an acceptance.
 func TestSimFindingDropNeedsSecondRejection(t *testing.T) {
-	knownBug(t, "THE EVIDENCE RULE is not implemented: a measurement is dropped on R1 and any acceptance, "+
-		"without R2 (a request of it alone, sent after the acceptance's answer, rejected again)")
 	warmUpOutsideBubbles(t)
 	synctest.Test(t, func(t *testing.T) {
 		srv := simlibrato.New(simlibrato.Config{Host: simHost, User: simUser, Token: simToken,
@@ -277,8 +265,6 @@ func TestSimFindingDropNeedsSecondRejection(t *testing.T) {
 // Librato refuses never gets the acceptance its proof needs, so it fails
 // for ever (a backlog after a long outage, all too old).
 func TestSimFindingPoisonOnlyDoesNotWedge(t *testing.T) {
-	knownBug(t, "a Write in which every measurement is rejected waits for an acceptance that never comes: "+
-		"no control request (issue 15: a backlog after a long outage, entirely too far in the past)")
 	warmUpOutsideBubbles(t)
 	synctest.Test(t, func(t *testing.T) {
 		srv := simlibrato.New(simlibrato.Config{Host: simHost, User: simUser, Token: simToken,
@@ -311,5 +297,24 @@ func TestSimFindingRetainedMemoryIndependentOfTags(t *testing.T) {
 	small, large := retainedAfterRun(t, 1<<10), retainedAfterRun(t, 256<<10)
 	if large-small > 8<<20 {
 		t.Errorf("with 256 KiB tags the plugin retains %.1f MiB more than with 1 KiB tags", float64(large-small)/(1<<20))
+	}
+}
+
+// Finding (seed 5969 on main after the evidence rule landed:
+// drop-acceptance-unread): a tagged 202 whose body never arrived served as
+// the acceptance A of a proof, though its summary, which may report
+// failures, was never read.
+func TestSimFindingTaggedAcceptanceNeedsItsSummary(t *testing.T) {
+	knownBug(t, "a tagged 2xx whose summary was cut off (a hanging body) counts as the acceptance A of "+
+		"THE EVIDENCE RULE; the rule asks for a summary without failures")
+	warmUpOutsideBubbles(t)
+	out := checkSeed(t, 5969)
+	if out.err != nil {
+		t.Fatal(out.err)
+	}
+	for _, v := range out.violations {
+		if v.kind == "drop-acceptance-unread" {
+			t.Errorf("%s: %s", v.kind, v.detail)
+		}
 	}
 }

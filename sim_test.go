@@ -692,7 +692,7 @@ func (st *simTally) report(t *testing.T, seeds int) {
 		return
 	}
 	for _, kind := range slices.Sorted(maps.Keys(simKnownBugs)) {
-		if st.counts[kind] == 0 {
+		if st.counts[kind] == 0 && !simRareKnownBugs[kind] {
 			t.Errorf("known bug %q no longer shows in %d seeds: remove it from simKnownBugs (sim_check_test.go) "+
 				"so that the checker enforces it", kind, seeds)
 		}
@@ -764,7 +764,9 @@ func digest(run *simRun) string {
 		b.WriteString(l + "|")
 	}
 	for _, w := range run.writes {
-		fmt.Fprintf(&b, "%d %s %v|", w.n, w.end.Sub(w.start), w.err)
+		// Whether it failed, not the wording: two deadlines at one instant
+		// (the client's timeout, the flush's) may win either way.
+		fmt.Fprintf(&b, "%d %s %v|", w.n, w.end.Sub(w.start), w.err != nil)
 	}
 	return b.String()
 }

@@ -86,23 +86,24 @@ type Op struct {
 	Seq             int
 	Write, Instance int
 	SentAt          time.Time
-	// SentSeq and DoneSeq order events: a request sent, an answer read to
-	// its end. A larger number happened later.
-	SentSeq, DoneSeq uint64
-	Host, Path       string
-	Tagged           bool
-	Authorization    string
-	Foreign          bool // not the API's host
-	Measurements     []Measurement
-	Undecodable      bool
-	Fault            string
-	Stored           []int // indexes of Measurements stored by this request
-	Status           int   // 0: no answer reached the client
-	Header           http.Header
-	Answer           []byte
-	Complete         bool // the client read the whole answer
-	Failed           int  // a tagged 2xx summary's failures
-	AnsweredAt       time.Time
+	// SentSeq, AnsweredSeq and DoneSeq order events: a request sent, its
+	// answer's status and headers handed to the client, the answer's body
+	// read to its end. A larger number happened later; 0: never.
+	SentSeq, AnsweredSeq, DoneSeq uint64
+	Host, Path                    string
+	Tagged                        bool
+	Authorization                 string
+	Foreign                       bool // not the API's host
+	Measurements                  []Measurement
+	Undecodable                   bool
+	Fault                         string
+	Stored                        []int // indexes of Measurements stored by this request
+	Status                        int   // 0: no answer reached the client
+	Header                        http.Header
+	Answer                        []byte
+	Complete                      bool // the client read the whole answer
+	Failed                        int  // a tagged 2xx summary's failures
+	AnsweredAt                    time.Time
 }
 
 // Confirmed reports whether the client learnt that the request was stored:
@@ -336,7 +337,8 @@ func (s *Server) answer(req *http.Request, op *Op, status int, hdr http.Header, 
 		hdr = http.Header{}
 	}
 	s.mu.Lock()
-	op.Status, op.Header, op.Answer, op.AnsweredAt = status, hdr, body, time.Now()
+	s.seq++
+	op.Status, op.Header, op.Answer, op.AnsweredAt, op.AnsweredSeq = status, hdr, body, time.Now(), s.seq
 	s.mu.Unlock()
 	return &http.Response{
 		Status:        strconv.Itoa(status) + " " + http.StatusText(status),
