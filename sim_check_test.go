@@ -193,7 +193,7 @@ func (c *checker) measurement(t *truth) {
 	case len(sights) == 0 || !slices.ContainsFunc(sights, func(s sighting) bool { return s.op.Write == t.writes[len(t.writes)-1] }):
 		// Never sent, or not by the last Write that had it: dropped
 		// before sending, then (api = "auto" may send a flush to either API).
-		c.unsent(t)
+		c.unsent(t, sights)
 	default:
 		c.unstored(t, sights)
 	}
@@ -222,7 +222,7 @@ func (c *checker) duplicates(t *truth, stores []*simlibrato.Op) {
 
 // unsent: a valid measurement that never went out needs a documented local
 // reason that applies.
-func (c *checker) unsent(t *truth) {
+func (c *checker) unsent(t *truth, sights []sighting) {
 	cfg := c.run.cfg
 	taggedUsable := cfg.api == apiTagged || cfg.api == apiAuto && cfg.taggedEnabled
 	switch {
@@ -244,6 +244,8 @@ func (c *checker) unsent(t *truth) {
 		}
 	case t.tagless && cfg.api == apiAuto:
 		c.failf("auto-no-tags", "%s never sent: tagless with default_source on a legacy-only account", c.describe(t))
+	case len(sights) > 0:
+		c.unstored(t, sights) // sent by earlier Writes, then settled without proof
 	default:
 		c.failf("vanished", "%s was given to Writes %v and never sent", c.describe(t), t.writes)
 	}
