@@ -271,7 +271,10 @@ func (a *agent) start() error {
 	l.Debug = cfg.debug
 	l.DefaultSource = cfg.defaultSource
 	l.MaxNewSeries = cfg.maxNewSeries
-	l.MaxNewSeriesPeriod = config.Duration(time.Hour)
+	// A run lasts minutes: a period of 1 to 5 minutes takes the guard past
+	// its warm-up (one period) and through windows. From the seed, not the
+	// dice, so that the other draws stay as they were.
+	l.MaxNewSeriesPeriod = config.Duration(time.Duration(1+a.run.seed%5) * time.Minute)
 	l.Log = a.run.logs
 	l.transport = a.srv
 	if err := l.Init(); err != nil {
