@@ -17,14 +17,6 @@ import (
 	"github.com/seed-d22a899f/librato/internal/simlibrato"
 )
 
-// knownBug skips a test whose bug is still open, unless -sim.strict.
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if !*simStrict {
-		t.Skip("known bug: " + what)
-	}
-}
-
 func gauge(name, host string, value float64) telegraf.Metric {
 	tags := map[string]string{}
 	if host != "" {
@@ -300,8 +292,6 @@ func TestSimFindingRetainedMemoryIndependentOfTags(t *testing.T) {
 // report failures, was never read. The seeds replay it every time so far;
 // the backoff jitter could one day take a seed past it, hence three.
 func TestSimFindingTaggedAcceptanceNeedsItsSummary(t *testing.T) {
-	knownBug(t, "a tagged 2xx whose summary was cut off (a hanging body) counts as the acceptance A of "+
-		"THE EVIDENCE RULE; the rule asks for a summary without failures")
 	warmUpOutsideBubbles(t)
 	for _, seed := range []uint64{6049, 6749, 8044} {
 		out := checkSeed(t, seed)
