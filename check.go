@@ -313,6 +313,8 @@ func transportError(err error, u *url.URL, proxy string, timeout time.Duration) 
 		// CONNECT refused by the proxy: Go reports only the proxy's status text.
 		return fmt.Errorf("the proxy %s refused to connect to %s (%w): check http_proxy_url, or HTTPS_PROXY/HTTP_PROXY in the environment",
 			proxy, host, err)
+	case errors.As(err, &dnsErr) && unresolvedDefaultHost(err):
+		return fmt.Errorf("the host of api_url, %s, is not known (%w): %s", host, err, serviceStatusHint)
 	case errors.As(err, &dnsErr):
 		return fmt.Errorf("the host of api_url, %s, is not known (%w): check api_url", host, err)
 	case errors.Is(err, syscall.ECONNREFUSED):

@@ -146,7 +146,9 @@ func (s *sender) deliver(pts []point, led *ledger, ep endpoint, start time.Time)
 		res.Settled = make([]bool, len(pts))
 	}
 	led.record(pts, res.Settled, carried)
-	return err
+	// Here rather than in the delivery core: only the plugin knows which
+	// host is Librato's own.
+	return withServiceStatus(err)
 }
 
 // The wire format, shared with the converter (tags are encoded once per
