@@ -1,7 +1,7 @@
 package main
 
-// librato-tryout -check -config FILE: see internal/checkcli. With -check,
-// -config names a file, not extra TOML lines.
+// librato-tryout -check -config FILE: see internal/checkcli. -config names
+// a file here as in the try-out itself.
 
 import (
 	"context"
