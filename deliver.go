@@ -3,7 +3,6 @@ package librato
 import (
 	"errors"
 	"net/http"
-	"runtime/debug"
 	"time"
 
 	"github.com/influxdata/telegraf"
@@ -105,8 +104,7 @@ func (st *stats) delivery() delivery.Stats {
 }
 
 func userAgent() string {
-	info, _ := debug.ReadBuildInfo() // nil when there is none
-	return "telegraf-output-librato/" + moduleVersion(info)
+	return "telegraf-output-librato/" + Version()
 }
 
 func (s *sender) connect() error       { return s.core.Connect() }
