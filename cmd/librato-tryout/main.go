@@ -89,8 +89,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("librato-tryout", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.input, "input", "", "line protocol `file` to send (default: the bundled sample.lp plus a NaN/Inf metric)")
-	fs.StringVar(&o.api, "api", "legacy", "Librato API: legacy (sources, /v1/metrics), tagged (tags, /v1/measurements) or auto (tags unless the account has none)")
-	fs.BoolVar(&o.legacyAccount, "legacy-account", false, "the fake account has no tag-based measurements, as older Librato accounts: -api auto falls back to legacy")
+	fs.StringVar(&o.api, "api", "legacy",
+		"Librato API: legacy (sources, /v1/metrics), tagged (tags, /v1/measurements) or auto (tags unless the account has none)")
+	fs.BoolVar(&o.legacyAccount, "legacy-account", false,
+		"the fake account has no tag-based measurements, as older Librato accounts: -api auto falls back to legacy")
 	fs.StringVar(&o.template, "template", "", "source `template` over the metric's tags (plugin default: \"host\")")
 	fs.StringVar(&o.configFile, "config", "", "an [[outputs.librato]] `file`, as for -check: its settings are tried with api_url, api_user\n"+
 		"and api_token replaced by the fake API's (flags given override it). For compatibility, a value that\n"+
