@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"github.com/influxdata/telegraf"
+
 	"github.com/seed-d22a899f/librato/internal/checkcli"
 )
 
