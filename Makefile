@@ -43,10 +43,12 @@ execd: ## build/librato-execd and build/telegraf-execd, a small stock Telegraf
 integration: telegraf execd ## real Telegraf agents (v1.39.3 and v1.40.1) against the fake API
 	$(GO) test -tags integration -count=1 -timeout $(INTEGRATION_TIMEOUT) -v ./integration/...
 
-cross: ## cross-compile the plugin and librato-execd (CROSS="windows/amd64 darwin/arm64")
+cross: ## cross-compile the plugin, librato-execd and librato-tryout into build/<os>_<arch>/ (CROSS="windows/amd64 darwin/arm64")
 	@for target in $(CROSS); do \
-		echo "GOOS=$${target%/*} GOARCH=$${target#*/} go build . ./cmd/librato-execd"; \
-		CGO_ENABLED=0 GOOS=$${target%/*} GOARCH=$${target#*/} $(GO) build . ./cmd/librato-execd || exit 1; \
+		os=$${target%/*}; arch=$${target#*/}; \
+		echo "GOOS=$$os GOARCH=$$arch go build -o build/$${os}_$$arch/ ./cmd/librato-execd ./cmd/librato-tryout"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build . || exit 1; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -o build/$${os}_$$arch/ ./cmd/librato-execd ./cmd/librato-tryout || exit 1; \
 	done
 
 ci: ## everything CI runs (.ci/run)

@@ -53,7 +53,7 @@ func (l *Librato) Check(ctx context.Context) (string, error) {
 	defer auth.Forget()
 	red := l.secretsForMessages()
 	defer red.Forget()
-	c := &credCheck{s: l.sender, auth: &auth, red: red}
+	c := &credCheck{s: l.sender, auth: &auth, red: red, credentialsInURL: l.credentialsInURL}
 	eps := l.sender.cfg.endpoints
 	target := l.APIURL
 	if eps.root != "" {
@@ -141,9 +141,10 @@ func checkVerdict(api string, tagged bool, target string, eps endpoints) (string
 // proxy and timeout settings, and no redirect following. What it prints of
 // URLs, headers and answers passes red.
 type credCheck struct {
-	s    *sender
-	auth *delivery.Credentials
-	red  *redact.Secrets
+	s                *sender
+	auth             *delivery.Credentials
+	red              *redact.Secrets
+	credentialsInURL bool
 }
 
 // answer is a response: status, headers and the redacted start of the body.
@@ -151,6 +152,9 @@ type answer struct {
 	status int
 	header http.Header
 	body   []byte
+	// credentialsInURL: a 401 is about the credentials in api_url, not
+	// about api_user and api_token.
+	credentialsInURL bool
 }
 
 func (c *credCheck) probe(ctx context.Context, u string) error {
@@ -208,7 +212,8 @@ func (c *credCheck) do(ctx context.Context, method, u string, body []byte) (answ
 	if loc := resp.Header.Get("Location"); loc != "" {
 		resp.Header.Set("Location", c.red.Redact(loc))
 	}
-	return answer{status: resp.StatusCode, header: resp.Header, body: []byte(c.red.Redact(string(raw)))}, nil
+	return answer{status: resp.StatusCode, header: resp.Header, body: []byte(c.red.Redact(string(raw))),
+		credentialsInURL: c.credentialsInURL}, nil
 }
 
 // proxyFor is the proxy the request went through, for messages: "" if none.
@@ -269,6 +274,10 @@ func answerError(a answer, req string) error {
 	if a.status >= 300 && a.status < 400 {
 		return fmt.Errorf("%s: %w", req, redirectError(a.status, a.header.Get("Location")))
 	}
+	if a.status == http.StatusUnauthorized && a.credentialsInURL {
+		return fmt.Errorf("%s answered 401, the credentials were refused: check the credentials in api_url "+
+			"(https://EMAIL:TOKEN@host/..., the account email with @ written %%40, and the API token) (%s)", req, text)
+	}
 	if advice := delivery.Advice(a.status, a.body); advice != "" {
 		return fmt.Errorf("%s answered %d, %s (%s)", req, a.status, advice, text)
 	}
@@ -313,6 +322,8 @@ func transportError(err error, u *url.URL, proxy string, timeout time.Duration) 
 		// CONNECT refused by the proxy: Go reports only the proxy's status text.
 		return fmt.Errorf("the proxy %s refused to connect to %s (%w): check http_proxy_url, or HTTPS_PROXY/HTTP_PROXY in the environment",
 			proxy, host, err)
+	case errors.As(err, &dnsErr) && unresolvedDefaultHost(err):
+		return fmt.Errorf("the host of api_url, %s, is not known (%w): %s", host, err, serviceStatusHint)
 	case errors.As(err, &dnsErr):
 		return fmt.Errorf("the host of api_url, %s, is not known (%w): check api_url", host, err)
 	case errors.Is(err, syscall.ECONNREFUSED):

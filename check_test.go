@@ -236,3 +236,21 @@ func TestCheckNeedsInit(t *testing.T) {
 	_, err := unstarted().Check(context.Background())
 	require.ErrorContains(t, err, "not initialised")
 }
+
+// With the credentials in api_url, a 401 names api_url: there is no
+// api_user or api_token in that config to check.
+func TestCheck401CredentialsInURL(t *testing.T) {
+	fake := newFake(t, fakelibrato.Options{})
+	l := unstarted()
+	l.APIUser, l.APIToken = config.Secret{}, config.Secret{}
+	l.API = apiAuto
+	l.APIURL = strings.Replace(fake.URL(), "http://", "http://ops%40example.com:wr0ng-t0ken@", 1)
+	require.NoError(t, l.Init())
+	t.Cleanup(func() { require.NoError(t, l.Close()) })
+
+	_, err := l.Check(context.Background())
+	require.ErrorContains(t, err, "401")
+	require.ErrorContains(t, err, "check the credentials in api_url")
+	require.NotContains(t, err.Error(), "api_user")
+	require.NotContains(t, err.Error(), "wr0ng-t0ken")
+}

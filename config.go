@@ -139,6 +139,10 @@ const apiURLExample = "write it as https://host/path, e.g. " + defaultAPIRoot + 
 // scheme and host of a URL that has them, never the value.
 func parseAPIURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
+	if err != nil && !strings.Contains(raw, "://") {
+		// host:port/path fails to parse; its fault is the missing scheme.
+		return nil, fmt.Errorf("invalid api_url: it does not start with https:// or http://: %s", apiURLExample)
+	}
 	if err != nil {
 		// url.Parse's error quotes the input.
 		return nil, errors.New("invalid api_url: not a URL (a space, a control character, or a '/' in an embedded token?); " +
@@ -178,6 +182,7 @@ func (l *Librato) takeURLCredentials(endpoint *url.URL) error {
 	if !l.APIUser.Empty() || !l.APIToken.Empty() {
 		return errors.New("api_url carries credentials and api_user/api_token are set too: use one of them")
 	}
+	l.credentialsInURL = true
 	user := []byte(endpoint.User.Username())
 	token, _ := endpoint.User.Password()
 	l.APIUser = config.NewSecret(user)

@@ -27,6 +27,7 @@ func TestInitNeverQuotesAPIURLTypos(t *testing.T) {
 		{"no colon", "https//" + creds + "/v1/metrics", `a ":" is missing`},
 		{"three slashes", "https:///" + creds + "/v1/metrics", `no host after "https://"`},
 		{"no scheme", creds + "/v1/metrics", "does not start with https://"},
+		{"address and port without a scheme", "127.0.0.1:8085/v1/metrics", "does not start with https://"},
 		{"space in the token", "https://" + typoUser + ":" + typoToken + " x@metrics-api.librato.com/v1/metrics", "not a URL"},
 		{"control character", "https://" + typoUser + ":" + typoToken + "\x01@metrics-api.librato.com/v1/metrics", "not a URL"},
 		{"slash in the token", "https://" + typoUser + ":" + typoToken + "/x@metrics-api.librato.com/v1/metrics", "not a URL"},

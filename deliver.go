@@ -3,7 +3,6 @@ package librato
 import (
 	"errors"
 	"net/http"
-	"runtime/debug"
 	"time"
 
 	"github.com/influxdata/telegraf"
@@ -105,8 +104,7 @@ func (st *stats) delivery() delivery.Stats {
 }
 
 func userAgent() string {
-	info, _ := debug.ReadBuildInfo() // nil when there is none
-	return "telegraf-output-librato/" + moduleVersion(info)
+	return "telegraf-output-librato/" + Version()
 }
 
 func (s *sender) connect() error       { return s.core.Connect() }
@@ -146,7 +144,9 @@ func (s *sender) deliver(pts []point, led *ledger, ep endpoint, start time.Time)
 		res.Settled = make([]bool, len(pts))
 	}
 	led.record(pts, res.Settled, carried)
-	return err
+	// Here rather than in the delivery core: only the plugin knows which
+	// host is Librato's own.
+	return withServiceStatus(err)
 }
 
 // The wire format, shared with the converter (tags are encoded once per

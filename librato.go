@@ -59,6 +59,10 @@ type Librato struct {
 
 	Log telegraf.Logger `toml:"-"`
 
+	// credentialsInURL: api_user and api_token came from api_url, so
+	// advice about credentials must name api_url.
+	credentialsInURL bool
+
 	// transport, when set before Init, replaces the HTTP transport: tests
 	// put an in-memory Librato there (no sockets).
 	transport http.RoundTripper

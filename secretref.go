@@ -56,8 +56,11 @@ func checkSecretRef(option string, secret *config.Secret) error {
 	names := unsetEnvVars(buf.Bytes())
 	buf.Destroy()
 	if len(names) > 0 {
-		return fmt.Errorf("%s uses environment variable %s, which is not set in Telegraf's environment: "+
-			"set it there (for the service, e.g. in the file its systemd EnvironmentFile names)",
+		// The same config is loaded by Telegraf, librato-execd and -check from
+		// a shell: the message must fit all three.
+		return fmt.Errorf("%s uses environment variable %s, which is not set in the environment: "+
+			"set it for the process that loads this config (for the Telegraf service, e.g. in the file "+
+			"its systemd EnvironmentFile names; for -check, export it in the shell)",
 			option, strings.Join(names, ", "))
 	}
 	return nil

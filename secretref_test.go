@@ -45,10 +45,11 @@ func TestInitRejectsUnresolvedSecrets(t *testing.T) {
 		wantToken string   // with no error: the token the plugin holds
 	}{
 		{
-			name:    "unset variable in the token",
-			user:    testUser,
-			token:   "${LIBRATO_TEST_UNSET_TOKEN}",
-			wantErr: []string{"api_token", "LIBRATO_TEST_UNSET_TOKEN", "not set"},
+			name:  "unset variable in the token",
+			user:  testUser,
+			token: "${LIBRATO_TEST_UNSET_TOKEN}",
+			// Neutral: -check runs from a shell, not in Telegraf's environment.
+			wantErr: []string{"api_token", "LIBRATO_TEST_UNSET_TOKEN", "which is not set in the environment:", "for -check"},
 		},
 		{
 			name:    "unset variable in the user",

@@ -37,3 +37,11 @@ func knownVersion(v string) string {
 	}
 	return v
 }
+
+// Version is this module's version in the running binary ("devel" for a
+// build that records none, such as go run): what librato-execd -version
+// prints and the User-Agent carries.
+func Version() string {
+	info, _ := debug.ReadBuildInfo() // nil when there is none
+	return moduleVersion(info)
+}

@@ -20,6 +20,10 @@
 #                     go.mod pins; v1.40.1 is tested too)
 #   TELEGRAF_TAGS     extra build tags, added to the chosen ones
 #                     (e.g. TELEGRAF_TAGS=inputs.internal,inputs.procstat)
+#   TELEGRAF_SRC      a writable Telegraf source tree to build from instead
+#                     of the release's copy in build/ (a fork, a patched
+#                     release); the script keeps its own files' originals in
+#                     .orig/ there and edits it as it does the copy
 #   GOTOOLCHAIN       when that release needs a newer Go than the local one
 #                     and this is unset or "local", the script sets it to the
 #                     release's go.mod version (Go downloads that toolchain
@@ -30,7 +34,13 @@
 # plugins/outputs/all/librato.go is pointed at this module, and its go.mod
 # gets a replace to a copy of this checkout in _librato/ there. Nothing
 # tracked in this repository is modified. After building, the binary must list outputs.librato and its
-# --usage must be this plugin's (it has the "api" option), or the script fails.
+# --usage must be this plugin's sample.conf, or the script fails. Its --version
+# says which build of this module it carries: <telegraf>-librato-<module version>.
+#
+# Telegraf removes plugins whose service is gone. If a release has no
+# plugins/outputs/librato, this plugin is added instead of replacing it, and
+# the [[outputs.librato]] sections are left out of what custom_builder reads
+# (it refuses plugins it does not know); outputs.librato is added anyway.
 set -euo pipefail
 
 PINNED_VERSION=v1.39.3
@@ -93,7 +103,7 @@ if [ -z "$OUT" ]; then
 	[ "$VERSION" = "$PINNED_VERSION" ] || OUT="$OUT-$VERSION"
 fi
 OUT="$(abspath "$OUT")"
-SRC="$ROOT/build/telegraf-src-$VERSION"
+SRC="$(abspath "${TELEGRAF_SRC:-$ROOT/build/telegraf-src-$VERSION}")"
 mkdir -p "$ROOT/build" "$(dirname "$OUT")"
 
 # pick_toolchain exports GOTOOLCHAIN when the release's go.mod asks for a
@@ -143,6 +153,15 @@ module_version() {
 	fi
 }
 
+if [ -n "${TELEGRAF_SRC:-}" ] && [ ! -f "$SRC/.copied" ]; then
+	[ -f "$SRC/go.mod" ] || die "TELEGRAF_SRC=$SRC is not a Telegraf source tree (no go.mod)"
+	mkdir -p "$SRC/.orig"
+	cp "$SRC/go.mod" "$SRC/go.sum" "$SRC/.orig/"
+	if [ -f "$SRC/plugins/outputs/all/librato.go" ]; then
+		cp "$SRC/plugins/outputs/all/librato.go" "$SRC/.orig/"
+	fi
+	touch "$SRC/.copied"
+fi
 if [ ! -f "$SRC/.copied" ]; then
 	say "copying telegraf@$VERSION source to $SRC"
 	(cd "$ROOT" && go mod download "$TELEGRAF@$VERSION")
@@ -151,15 +170,40 @@ if [ ! -f "$SRC/.copied" ]; then
 	cp -r "$cache" "$SRC.tmp"
 	chmod -R u+w "$SRC.tmp"
 	mkdir "$SRC.tmp/.orig"
-	cp "$SRC.tmp/go.mod" "$SRC.tmp/go.sum" "$SRC.tmp/plugins/outputs/all/librato.go" "$SRC.tmp/.orig/"
+	cp "$SRC.tmp/go.mod" "$SRC.tmp/go.sum" "$SRC.tmp/.orig/"
+	if [ -f "$SRC.tmp/plugins/outputs/all/librato.go" ]; then
+		cp "$SRC.tmp/plugins/outputs/all/librato.go" "$SRC.tmp/.orig/"
+	fi
 	touch "$SRC.tmp/.copied"
 	mv "$SRC.tmp" "$SRC"
 fi
 # Start from Telegraf's own files: custom_builder runs on them, and an
 # earlier build's edits must not pile up.
 cp "$SRC/.orig/go.mod" "$SRC/.orig/go.sum" "$SRC/"
-cp "$SRC/.orig/librato.go" "$SRC/plugins/outputs/all/librato.go"
+if [ -f "$SRC/.orig/librato.go" ]; then
+	cp "$SRC/.orig/librato.go" "$SRC/plugins/outputs/all/librato.go"
+else
+	rm -f "$SRC/plugins/outputs/all/librato.go" # ours, from an earlier build
+fi
 cd "$SRC"
+builtin=true
+if [ ! -d plugins/outputs/librato ]; then
+	builtin=false
+	say "Telegraf $VERSION has no built-in outputs.librato: adding this plugin"
+fi
+
+# without_librato prints a configuration file without its outputs.librato
+# tables ([[outputs.librato]] and its subtables such as
+# [outputs.librato.tagpass]), for a custom_builder that does not know the
+# plugin. A table header is a line holding only [name] or [[name]].
+without_librato() {
+	awk '
+		/^[[:space:]]*\[\[?[[:space:]]*[A-Za-z0-9_.-]+[[:space:]]*\]\]?[[:space:]]*(#.*)?$/ {
+			skip = ($0 ~ /^[[:space:]]*\[\[?[[:space:]]*outputs\.librato[[:space:]]*[].]/)
+		}
+		!skip
+	' "$1"
+}
 
 # Tags: Telegraf's custom_builder for configurations, then ours, then the
 # caller's additions.
@@ -168,8 +212,38 @@ if $all; then
 	say "building EVERY Telegraf plugin: about 10 minutes and 440 MB on 2 cores"
 elif [ ${#configs[@]} -gt 0 ]; then
 	say "choosing plugins with Telegraf's tools/custom_builder (one to two minutes)"
-	chosen="$(go run ./tools/custom_builder --dry-run --quiet --tags "${configs[@]}")" ||
+	builder_configs=("${configs[@]}")
+	if ! $builtin; then
+		# Our copies, as --config files: custom_builder reads *.conf of a
+		# directory, which the copies mirror.
+		stripped="$SRC/.configs"
+		rm -rf "$stripped" && mkdir -p "$stripped"
+		builder_configs=()
+		n=0
+		for ((i = 1; i < ${#configs[@]}; i += 2)); do
+			if [ "${configs[i - 1]}" = --config ]; then
+				files=("${configs[i]}")
+			else
+				files=("${configs[i]}"/*.conf)
+			fi
+			for f in "${files[@]}"; do
+				[ -f "$f" ] || continue
+				n=$((n + 1))
+				without_librato "$f" >"$stripped/$n.conf"
+				builder_configs+=(--config "$stripped/$n.conf")
+			done
+		done
+	fi
+	# custom_builder logs "Importing configuration file(s)..." even with
+	# --quiet: its stderr is shown without that line, and whole on failure.
+	builder_err="$(mktemp)"
+	if ! chosen="$(go run ./tools/custom_builder --dry-run --quiet --tags "${builder_configs[@]}" 2>"$builder_err")"; then
+		cat "$builder_err" >&2
+		rm -f "$builder_err"
 		die "tools/custom_builder could not read the configuration (output above)"
+	fi
+	grep -v 'Importing configuration file(s)\.\.\.$' "$builder_err" >&2 || true
+	rm -f "$builder_err"
 	tags="$(printf '%s\n' "$chosen" | sed -n 's/^Build tags: //p')"
 	[ -n "$tags" ] || die "tools/custom_builder printed no build tags: $chosen"
 	tags="$tags,$ALWAYS_TAGS"
@@ -210,8 +284,10 @@ say "building $OUT (Telegraf $VERSION)"
 # Telegraf's go.mod must already hold every requirement of this module at
 # the same or a newer version (true for the releases in the README); Go
 # refuses the build otherwise rather than change Telegraf's versions.
+# The version names this module's build too (telegraf --version), so a bug
+# report says which plugin it came from.
 CGO_ENABLED=0 go build -tags "$tags" \
-	-ldflags "-X $TELEGRAF/internal.Version=${VERSION#v}-librato" -o "$OUT" ./cmd/telegraf
+	-ldflags "-X $TELEGRAF/internal.Version=${VERSION#v}-librato-$(module_version)" -o "$OUT" ./cmd/telegraf
 
 # The binary must carry this plugin, not the built-in one or none at all.
 plugins="$("$OUT" plugins outputs)" || die "$OUT plugins outputs failed"
@@ -220,4 +296,7 @@ printf '%s\n' "$plugins" | grep -qx 'outputs.librato' ||
 usage="$("$OUT" --usage librato)" || die "$OUT --usage librato failed"
 printf '%s\n' "$usage" | grep -Eq '^[[:space:]]*#?[[:space:]]*api[[:space:]]*=' ||
 	die "$OUT has Telegraf's built-in outputs.librato, not this module's (no \"api\" option in --usage librato)"
+# Telegraf prints the sample config after an empty line, trailing spaces cut.
+[ "$(printf '%s\n' "$usage" | sed '1{/^$/d;}')" = "$(sed 's/[[:space:]]*$//' "$ROOT/sample.conf")" ] ||
+	die "$OUT --usage librato differs from sample.conf"
 say "done: $OUT (outputs.librato is this module's)"

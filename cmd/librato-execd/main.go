@@ -19,6 +19,8 @@
 //	librato-execd -config librato-plugin.conf [-flush_interval 2s]
 //	              [-batch_size N] [-shutdown_timeout 10s] [-debug]
 //	              [-spool_dir DIR|off] [-spool_max_size 256MiB]
+//	librato-execd -check -config librato-plugin.conf
+//	librato-execd -version
 //
 // Exit codes: 0 all metrics read were delivered (or dropped for a logged,
 // permanent reason) or are kept in the spool; 1 configuration or startup
@@ -34,6 +36,10 @@ import (
 )
 
 func main() {
+	if wantsVersion(os.Args[1:]) {
+		printVersion(os.Stdout)
+		return
+	}
 	if wantsCheck(os.Args[1:]) {
 		os.Exit(runCheck(os.Args[1:], os.Stdout, os.Stderr))
 	}

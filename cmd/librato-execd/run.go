@@ -74,6 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.configPath, "config", "", "TOML file with one [[outputs.librato]] block and an optional [agent] table (required)")
 	fs.BoolVar(&o.debug, "debug", false, "log at debug level")
+	fs.Bool("version", false, "print this plugin's version and exit")
 	fs.Bool("check", false,
 		"check the -config file's credentials and settings against Librato, print one line and exit (0 OK, 1 a setting is wrong, 2 unloadable)")
 	fs.DurationVar(&o.flushInterval, "flush_interval", defaultFlushInterval,

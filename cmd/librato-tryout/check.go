@@ -1,7 +1,7 @@
 package main
 
-// librato-tryout -check -config FILE: see internal/checkcli. With -check,
-// -config names a file, not extra TOML lines.
+// librato-tryout -check -config FILE: see internal/checkcli. -config names
+// a file here as in the try-out itself.
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"github.com/influxdata/telegraf"
+
 	"github.com/seed-d22a899f/librato/internal/checkcli"
 )
 

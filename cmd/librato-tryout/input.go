@@ -39,7 +39,7 @@ func loadMetrics(path string, now time.Time) ([]telegraf.Metric, string, error) 
 	if len(metrics) == 0 {
 		return nil, "", fmt.Errorf("%s holds no metrics", name)
 	}
-	shiftToNow(metrics, now)
+	kept := shiftToNow(metrics, now)
 	desc := fmt.Sprintf("%d metrics from %s", len(metrics), name)
 	// The non-finite points belong to the sample (its header says so), also
 	// when it is passed as testdata/tryout/metrics.lp; on any other file
@@ -48,7 +48,11 @@ func loadMetrics(path string, now time.Time) ([]telegraf.Metric, string, error) 
 		metrics = append(metrics, nonFiniteMetric(now))
 		desc += " + 1 built in Go (NaN and +Inf, which line protocol cannot carry)"
 	}
-	return metrics, desc + ", timestamps moved so the newest is now", nil
+	desc += ", timestamps moved so the newest is now"
+	if kept > 0 {
+		desc += fmt.Sprintf(" (%d at or before the Unix epoch kept as given)", kept)
+	}
+	return metrics, desc, nil
 }
 
 // parseLineProtocol uses Telegraf's own influx parser, so the metrics carry
@@ -63,21 +67,36 @@ func parseLineProtocol(data []byte, now time.Time) ([]telegraf.Metric, error) {
 	return p.Parse(data)
 }
 
-// shiftToNow moves all metrics by the same amount so the newest is at now.
+// shiftToNow moves the metrics by the same amount so the newest is at now.
 // Keeping the distances keeps the sample's story intact: points ten seconds
-// apart stay apart, and the late arrival stays two hours late.
-func shiftToNow(metrics []telegraf.Metric, now time.Time) {
-	newest := metrics[0].Time()
-	for _, m := range metrics[1:] {
-		if m.Time().After(newest) {
+// apart stay apart, and the late arrival stays two hours late. Times at or
+// before the Unix epoch (0, -1) stay as given, so the plugin drops them as
+// invalid_time as it would in the agent; moved, they would become points
+// Librato refuses as too old. It returns how many it kept.
+func shiftToNow(metrics []telegraf.Metric, now time.Time) (kept int) {
+	var newest time.Time
+	for _, m := range metrics {
+		if !afterEpoch(m.Time()) {
+			kept++
+		} else if newest.IsZero() || m.Time().After(newest) {
 			newest = m.Time()
 		}
 	}
+	if newest.IsZero() {
+		return kept
+	}
 	shift := now.Sub(newest)
 	for _, m := range metrics {
-		m.SetTime(m.Time().Add(shift))
+		if afterEpoch(m.Time()) {
+			m.SetTime(m.Time().Add(shift))
+		}
 	}
+	return kept
 }
+
+// afterEpoch is the plugin's test for a usable metric time: Unix seconds
+// after 0.
+func afterEpoch(t time.Time) bool { return t.Unix() > 0 }
 
 // nonFiniteMetric is the bad input line protocol cannot express: Telegraf
 // plugins still produce NaN and ±Inf (a rate over a zero interval, a ratio

@@ -1,10 +1,12 @@
 // Command librato-tryout shows the Librato output at work without a Librato
 // account or network access:
 //
-//	go run ./cmd/librato-tryout [-api legacy|tagged] [-summaries] [-debug]
-//	                            [-template TEMPLATE] [-config 'TOML lines']
+//	go run ./cmd/librato-tryout [-api legacy|tagged|auto] [-legacy-account]
+//	                            [-summaries] [-debug] [-template TEMPLATE]
+//	                            [-config FILE | -toml 'TOML lines']
 //	                            [-input FILE.lp]
 //	go run ./cmd/librato-tryout -serve 127.0.0.1:8085 [-user U] [-token T]
+//	go run ./cmd/librato-tryout -check -config FILE
 //
 // It starts a fake Librato API on 127.0.0.1 with random credentials, loads an
 // [[outputs.librato]] section pointing at it through Telegraf's own config
@@ -36,8 +38,10 @@ import (
 	"time"
 
 	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/config"
 	"github.com/influxdata/telegraf/models"
 
+	"github.com/seed-d22a899f/librato"
 	"github.com/seed-d22a899f/librato/internal/fakelibrato"
 )
 
@@ -72,8 +76,12 @@ func main() {
 
 type options struct {
 	input, api, template, extra string
-	summaries, debug            bool
-	serve, user, token          string
+	// configFile is -config: an [[outputs.librato]] file, as with -check.
+	configFile         string
+	apiSet             bool // -api was given, so it overrides configFile's api
+	summaries, debug   bool
+	legacyAccount      bool
+	serve, user, token string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -81,9 +89,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("librato-tryout", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.input, "input", "", "line protocol `file` to send (default: the bundled sample.lp plus a NaN/Inf metric)")
-	fs.StringVar(&o.api, "api", "legacy", "Librato API: legacy (sources, /v1/metrics) or tagged (tags, /v1/measurements)")
+	fs.StringVar(&o.api, "api", "legacy",
+		"Librato API: legacy (sources, /v1/metrics), tagged (tags, /v1/measurements) or auto (tags unless the account has none)")
+	fs.BoolVar(&o.legacyAccount, "legacy-account", false,
+		"the fake account has no tag-based measurements, as older Librato accounts: -api auto falls back to legacy")
 	fs.StringVar(&o.template, "template", "", "source `template` over the metric's tags (plugin default: \"host\")")
-	fs.StringVar(&o.extra, "config", "", "extra `TOML` lines for [[outputs.librato]], e.g. 'default_source = \"unknown\"'")
+	fs.StringVar(&o.configFile, "config", "", "an [[outputs.librato]] `file`, as for -check: its settings are tried with api_url, api_user\n"+
+		"and api_token replaced by the fake API's (flags given override it). For compatibility, a value that\n"+
+		"names no file and holds '=' is taken as -toml lines, with a note")
+	fs.StringVar(&o.extra, "toml", "", "extra `TOML` lines for [[outputs.librato]], e.g. 'default_source = \"unknown\"'")
 	fs.BoolVar(&o.summaries, "summaries", false, "send basicstats-style _count/_sum fields as Librato summaries")
 	fs.BoolVar(&o.debug, "debug", false, "log every request and the plugin's debug lines to stderr")
 	fs.Bool("check", false, "with -config FILE: check that file's credentials and settings against Librato, print one line and exit")
@@ -105,11 +119,37 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		fmt.Fprintln(stderr, err)
 		return o, errUsage
 	}
-	if o.api != "legacy" && o.api != "tagged" {
-		fmt.Fprintf(stderr, "-api must be legacy or tagged, got %q\n", o.api)
+	if o.api != "legacy" && o.api != "tagged" && o.api != "auto" {
+		fmt.Fprintf(stderr, "-api must be legacy, tagged or auto, got %q\n", o.api)
+		return o, errUsage
+	}
+	fs.Visit(func(f *flag.Flag) { o.apiSet = o.apiSet || f.Name == "api" })
+	if err := o.configMeaning(stderr); err != nil {
+		fmt.Fprintln(stderr, err)
 		return o, errUsage
 	}
 	return o, nil
+}
+
+// configMeaning settles -config. It names a file, as with -check; before
+// -toml existed it held TOML lines, and a value that names no file but
+// holds "=" can only be that, so it is still taken as such.
+func (o *options) configMeaning(stderr io.Writer) error {
+	if o.configFile == "" {
+		return nil
+	}
+	if _, err := os.Stat(o.configFile); err != nil && strings.Contains(o.configFile, "=") {
+		if o.extra != "" {
+			return errors.New("-config names no file and -toml is given too: put the TOML lines in -toml")
+		}
+		fmt.Fprintln(stderr, "librato-tryout: note: -config now names a file; taking these TOML lines as -toml")
+		o.extra, o.configFile = o.configFile, ""
+		return nil
+	}
+	if o.extra != "" {
+		return errors.New("-toml and -config FILE exclude each other: add the lines to the file")
+	}
+	return nil
 }
 
 // checkModeFlags refuses flags of the other mode: -serve only serves, the
@@ -158,23 +198,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Fresh credentials every run: the fake checks them like Librato, so a
 	// run that got through proves the plugin sent what it was configured with.
 	user, token := "tryout-"+strings.ToLower(rand.Text()[:8])+"@example.com", rand.Text()
-	srv := fakelibrato.New(fakelibrato.Options{User: user, Token: token, MaxPast: maxPast})
+	srv := fakelibrato.New(fakelibrato.Options{User: user, Token: token, MaxPast: maxPast, TaggedDisabled: opts.legacyAccount})
 	defer srv.Close()
 
-	tagged := opts.api == "tagged"
-	toml := configTOML(pluginSettings{
-		url: endpoint(srv, tagged), user: user, token: token, api: opts.api,
-		template: opts.template, summaries: opts.summaries, debug: opts.debug, extra: opts.extra,
-	})
 	fmt.Fprintf(stdout, "Input: %s.\n", inputDesc)
-	fmt.Fprintf(stdout, "Fake Librato API on %s. Config, loaded with Telegraf's own loader:\n\n%s\n", srv.URL(), indent(toml))
-	ro, err := loadOutput(toml)
+	account := "takes tag-based measurements"
+	if opts.legacyAccount {
+		account = "has no tag-based measurements (-legacy-account)"
+	}
+	ro, api, err := buildOutput(stdout, opts, srv, user, token, account)
 	if err != nil {
 		return err
 	}
 	writeErr := deliver(ro, metrics)
 
-	writeReport(stdout, srv, logs, metrics, tagged)
+	writeReport(stdout, srv, logs, metrics, storedAPI(srv, api), api == "auto")
 	if writeErr != nil {
 		return fmt.Errorf("write failed, Telegraf would keep the metrics and retry: %w", writeErr)
 	}
@@ -188,11 +226,79 @@ func logLevel(debug bool) telegraf.LogLevel {
 	return telegraf.Info // the agent's default
 }
 
-func endpoint(srv *fakelibrato.Server, tagged bool) string {
-	if tagged {
+// endpoint is the fake's URL for the API: api = "auto" takes the root.
+func endpoint(srv *fakelibrato.Server, api string) string {
+	switch api {
+	case "tagged":
 		return srv.TaggedURL()
+	case "auto":
+		return srv.URL()
 	}
 	return srv.LegacyURL()
+}
+
+// buildOutput loads the [[outputs.librato]] section the run tries, from the
+// flags or from -config's file pointed at the fake, prints it, and returns
+// it with its api.
+func buildOutput(stdout io.Writer, opts options, srv *fakelibrato.Server, user, token, account string) (*models.RunningOutput, string, error) {
+	if opts.configFile == "" {
+		toml := configTOML(pluginSettings{
+			url: endpoint(srv, opts.api), user: user, token: token, api: opts.api,
+			template: opts.template, summaries: opts.summaries, debug: opts.debug, extra: opts.extra,
+		})
+		fmt.Fprintf(stdout, "Fake Librato API on %s; the account %s. Config, loaded with Telegraf's own loader:\n\n%s\n",
+			srv.URL(), account, indent(toml))
+		ro, err := loadOutput(toml)
+		return ro, opts.api, err
+	}
+	data, err := os.ReadFile(opts.configFile)
+	if err != nil {
+		return nil, "", fmt.Errorf("reading config: %w", err)
+	}
+	ro, err := loadOutput(string(data))
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", opts.configFile, err)
+	}
+	api, err := pointAtFake(ro, opts, srv, user, token)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", opts.configFile, err)
+	}
+	fmt.Fprintf(stdout, "Fake Librato API on %s; the account %s. Config: %s, loaded with Telegraf's own loader,\n"+
+		"with api = %q, and api_url, api_user and api_token replaced by the fake API's.\n\n", srv.URL(), account, opts.configFile, api)
+	return ro, api, nil
+}
+
+// pointAtFake turns a user's [[outputs.librato]] to the fake API and applies
+// the flags that were given; it returns the api the output will use.
+func pointAtFake(ro *models.RunningOutput, opts options, srv *fakelibrato.Server, user, token string) (string, error) {
+	l, ok := ro.Output.(*librato.Librato)
+	if !ok {
+		return "", fmt.Errorf("the output is %T, not this Librato plugin", ro.Output)
+	}
+	if opts.apiSet || l.API == "" {
+		l.API = opts.api
+	}
+	if opts.template != "" {
+		l.Template, l.SourceTag = opts.template, ""
+	}
+	l.Summaries = l.Summaries || opts.summaries
+	l.Debug = l.Debug || opts.debug
+	l.APIURL = endpoint(srv, l.API)
+	// The file's credentials (maybe ${VAR}s never set here) are not used.
+	l.APIUser.Destroy()
+	l.APIToken.Destroy()
+	l.APIUser = config.NewSecret([]byte(user))
+	l.APIToken = config.NewSecret([]byte(token))
+	return l.API, nil
+}
+
+// storedAPI is the API whose table to show: api = "auto" wrote to the
+// one the fake account takes.
+func storedAPI(srv *fakelibrato.Server, api string) bool {
+	if api != "auto" {
+		return api == "tagged"
+	}
+	return len(srv.Gauges()) == 0
 }
 
 // deliver drives the output as the agent does: Init and Connect at startup,
@@ -212,7 +318,7 @@ func deliver(ro *models.RunningOutput, metrics []telegraf.Metric) error {
 	return ro.Write()
 }
 
-func writeReport(w io.Writer, srv *fakelibrato.Server, logs *logCapture, metrics []telegraf.Metric, tagged bool) {
+func writeReport(w io.Writer, srv *fakelibrato.Server, logs *logCapture, metrics []telegraf.Metric, tagged, auto bool) {
 	rows, stored, path := legacyRows(srv.Gauges()), "gauges", "/v1/metrics"
 	if tagged {
 		rows, stored, path = taggedRows(srv.Measurements()), "measurements", "/v1/measurements"
@@ -224,7 +330,7 @@ func writeReport(w io.Writer, srv *fakelibrato.Server, logs *logCapture, metrics
 	fmt.Fprintln(w)
 	counts := statusCounts(srv.Requests())
 	fmt.Fprintf(w, "%d metrics in, %d %s stored, %s\n", len(metrics), len(rows), stored, requestSummary(counts))
-	for _, note := range statusNotes(counts) {
+	for _, note := range statusNotes(counts, auto) {
 		fmt.Fprintln(w, "  "+note)
 	}
 }
@@ -253,8 +359,9 @@ func requestSummary(counts map[int]int) string {
 }
 
 // statusNotes explains the summary's answers other than success: a
-// rejected request is how the plugin finds the points Librato refuses.
-func statusNotes(counts map[int]int) []string {
+// rejected request is how the plugin finds the points Librato refuses, and
+// with api = "auto" a 403 is how it learns the account has no tags.
+func statusNotes(counts map[int]int, auto bool) []string {
 	var notes []string
 	for _, status := range slices.Sorted(maps.Keys(counts)) {
 		var what string
@@ -266,6 +373,8 @@ func statusNotes(counts map[int]int) []string {
 				"    to find the measurement(s) Librato refuses, dropped only those (see Dropped above) and delivered the rest"
 		case status == 429 || status/100 == 5:
 			what = "answers the plugin retried"
+		case status == 403 && auto:
+			what = `the tagged API's "not enabled" answer: api = "auto" sent the flush to the legacy API`
 		case status == 0:
 			what = "requests that got no answer; the plugin retried them"
 		default:

@@ -74,7 +74,7 @@ func TestRun(t *testing.T) {
 		},
 		{
 			name: "legacy summaries and default_source from the testdata copy",
-			args: []string{"-summaries", "-input", "../../testdata/tryout/metrics.lp", "-config", `default_source = "unknown"`},
+			args: []string{"-summaries", "-input", "../../testdata/tryout/metrics.lp", "-toml", `default_source = "unknown"`},
 			rows: []storedRow{
 				{"app_requests.rate", "unknown", "130.5"},
 				{"heartbeat.alive", "unknown", "1"},
@@ -82,6 +82,19 @@ func TestRun(t *testing.T) {
 			absent:  []string{"http_response.ms_count"},
 			dropped: []string{"W! Dropped 2 measurement(s) (invalid_value)"},
 			summary: `^22 metrics in, 47 gauges stored, \d+ requests`,
+		},
+		{
+			name:    "auto on an account with tags",
+			args:    []string{"-api", "auto"},
+			rows:    []storedRow{{"cpu.usage_idle", "cpu=cpu-total,host=web01", "84.25"}},
+			summary: `^22 metrics in, \d+ measurements stored, \d+ requests \(\d+×202, \d+×400\)$`,
+		},
+		{
+			name:    "auto on a legacy account",
+			args:    []string{"-api", "auto", "-legacy-account"},
+			rows:    []storedRow{{"cpu.usage_idle", "web01", "84.25"}, {"mem.total", "db01", "34359738368"}},
+			summary: `^22 metrics in, 49 gauges stored, \d+ requests \(1×200, \d+×400, 1×403\)$`,
+			notes:   []string{`1×403: the tagged API's "not enabled" answer: api = "auto" sent the flush to the legacy API`},
 		},
 		{
 			name:    "template",
@@ -170,6 +183,8 @@ func TestRunRejectsBadInput(t *testing.T) {
 		want error
 	}{
 		{"unknown api", []string{"-api", "v2"}, errUsage},
+		{"-toml with a -config file", []string{"-config", "main.go", "-toml", "debug = true"}, errUsage},
+		{"-legacy-account with -serve", []string{"-serve", "127.0.0.1:0", "-legacy-account"}, errUsage},
 		{"unknown flag", []string{"-nope"}, errUsage},
 		{"stray argument", []string{"metrics.lp"}, errUsage},
 		{"missing input", []string{"-input", "does-not-exist.lp"}, os.ErrNotExist},
@@ -183,9 +198,52 @@ func TestRunRejectsBadInput(t *testing.T) {
 	}
 }
 
+// -config names a file with and without -check: the file's settings are
+// tried against the fake, its URL and credentials (here an unset ${VAR})
+// replaced.
+func TestRunConfigFile(t *testing.T) {
+	path := writeFile(t, "[[outputs.librato]]\n  api_user = \"me@example.com\"\n  api_token = \"${LIBRATO_TRYOUT_UNSET}\"\n"+
+		"  api = \"tagged\"\n  api_url = \"https://metrics-api.librato.com/v1/measurements\"\n  extra_tags = {env = \"test\"}\n")
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, run(t.Context(), []string{"-config", path}, &stdout, &stderr), "stderr:\n%s", &stderr)
+	out := stdout.String()
+	require.Contains(t, out, "Config: "+path+", loaded with Telegraf's own loader")
+	require.Contains(t, out, "api_url, api_user and api_token replaced by the fake API's")
+	requireRow(t, out, storedRow{"cpu.usage_idle", "cpu=cpu-total,env=test,host=web01", "84.25"})
+
+	// -api given on the command line overrides the file's.
+	stdout.Reset()
+	require.NoError(t, run(t.Context(), []string{"-config", path, "-api", "legacy"}, &stdout, &stderr))
+	requireRow(t, stdout.String(), storedRow{"cpu.usage_idle", "web01", "84.25"})
+}
+
+// Before -toml, -config held TOML lines; a value naming no file that holds
+// "=" still works, with a note.
+func TestRunConfigTOMLLinesStillWork(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, run(t.Context(), []string{"-config", `default_source = "unknown"`}, &stdout, &stderr))
+	require.Contains(t, stderr.String(), "-config now names a file; taking these TOML lines as -toml")
+	requireRow(t, stdout.String(), storedRow{"heartbeat.alive", "unknown", "1"})
+}
+
+// Times at or before the Unix epoch are shown as given, and the plugin
+// drops them as the agent would (invalid_time), not Librato as too old.
+func TestRunKeepsEpochTimes(t *testing.T) {
+	input := writeFile(t, "clock,host=h1 v=1 0\nclock,host=h1 v=2 -1\nclock,host=h1 v=3 1700000000000000000\n")
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, run(t.Context(), []string{"-input", input}, &stdout, &stderr))
+	out := stdout.String()
+	require.Contains(t, out, "(2 at or before the Unix epoch kept as given)")
+	requireRecent(t, requireRow(t, out, storedRow{"clock.v", "h1", "3"}))
+	require.Contains(t, out, "Dropped 2 measurement(s) (invalid_time)")
+	require.NotContains(t, out, "Librato rejected")
+	require.NotContains(t, out, "×400")
+	require.Contains(t, out, "3 metrics in, 1 gauges stored, 1 request (1×200)")
+}
+
 func TestRunReportsConfigErrors(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	err := run(t.Context(), []string{"-config", "no_such_option = 1"}, &stdout, &stderr)
+	err := run(t.Context(), []string{"-toml", "no_such_option = 1"}, &stdout, &stderr)
 	require.ErrorContains(t, err, "no_such_option")
 }
 
