@@ -39,11 +39,11 @@ var (
 	errEncoding    = libratoapi.RequestError(http.StatusUnsupportedMediaType, "Content-Encoding must be gzip or identity")
 	// The 503s: Librato clients retry 5xx, so every way a request can fail
 	// to reach the outputs ends here, never in a 2xx.
-	errBusy       = libratoapi.RequestError(http.StatusServiceUnavailable, "too many undelivered requests, retry later")
-	errUndeliverd = libratoapi.RequestError(http.StatusServiceUnavailable, "the metrics were not delivered, retry later")
-	errTimeout    = libratoapi.RequestError(http.StatusServiceUnavailable, "delivery timed out, retry later")
-	errStopping   = libratoapi.RequestError(http.StatusServiceUnavailable, "shutting down, retry later")
-	errInternal   = libratoapi.RequestError(http.StatusInternalServerError, "internal error")
+	errBusy        = libratoapi.RequestError(http.StatusServiceUnavailable, "too many undelivered requests, retry later")
+	errUndelivered = libratoapi.RequestError(http.StatusServiceUnavailable, "the metrics were not delivered, retry later")
+	errTimeout     = libratoapi.RequestError(http.StatusServiceUnavailable, "delivery timed out, retry later")
+	errStopping    = libratoapi.RequestError(http.StatusServiceUnavailable, "shutting down, retry later")
+	errInternal    = libratoapi.RequestError(http.StatusInternalServerError, "internal error")
 )
 
 // api is one of the two write endpoints.
@@ -156,7 +156,7 @@ func (l *Listener) serveWrite(w http.ResponseWriter, r *http.Request, which api)
 			l.answer(w, http.StatusOK, []byte("{}"))
 		}
 	case rejected:
-		l.answerError(w, errUndeliverd)
+		l.answerError(w, errUndelivered)
 	case timedOut:
 		l.answerError(w, errTimeout)
 	default:

@@ -141,7 +141,11 @@ func postAsync(t *testing.T, url string, body []byte) <-chan answer {
 			return
 		}
 		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			ch <- answer{status: -1, body: err.Error()}
+			return
+		}
 		ch <- answer{status: resp.StatusCode, body: string(b)}
 	}()
 	t.Cleanup(func() { <-finished }) // no goroutine outlives its test

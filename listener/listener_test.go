@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -140,12 +141,14 @@ func TestErrorAnswers(t *testing.T) {
 		{"legacy count without sum", "POST", legacyPath, "application/json", "", `{"gauges":[{"name":"a","count":2}]}`, 400, `"sum"`},
 		{"legacy zero count", "POST", legacyPath, "application/json", "", `{"gauges":[{"name":"a","count":0,"sum":1}]}`, 400, `"count"`},
 		{"legacy negative counter", "POST", legacyPath, "application/json", "", `{"counters":[{"name":"a","value":-1}]}`, 400, `"value"`},
-		{"one bad of two stores nothing", "POST", legacyPath, "application/json", "", `{"gauges":[{"name":"ok","value":1},{"name":"b@d","value":1}]}`, 400, `"name"`},
+		{"one bad of two stores nothing", "POST", legacyPath, "application/json", "",
+			`{"gauges":[{"name":"ok","value":1},{"name":"b@d","value":1}]}`, 400, `"name"`},
 		{"tagged not json", "POST", taggedPath, "application/json", "", `[`, 400, ``},
 		{"tagged empty", "POST", taggedPath, "application/json", "", `{"measurements":[]}`, 400, `"measurements"`},
 		{"tagged no tags", "POST", taggedPath, "application/json", "", `{"measurements":[{"name":"a","value":1}]}`, 400, `"tags"`},
 		{"tagged bad tag", "POST", taggedPath, "application/json", "", `{"tags":{"h":"a#b"},"measurements":[{"name":"a","value":1}]}`, 400, `"tags"`},
-		{"tagged one bad of two", "POST", taggedPath, "application/json", "", `{"tags":{"h":"a"},"measurements":[{"name":"a","value":1},{"name":"b","count":1}]}`, 400, `"sum"`},
+		{"tagged one bad of two", "POST", taggedPath, "application/json", "",
+			`{"tags":{"h":"a"},"measurements":[{"name":"a","value":1},{"name":"b","count":1}]}`, 400, `"sum"`},
 	}
 	acc := &ackAcc{}
 	l := start(t, acc, func(l *Listener) { l.MaxBodySize = 100 })
@@ -179,10 +182,7 @@ func TestTimeWindow(t *testing.T) {
 	require.Equal(t, http.StatusOK, a.status, a.body)
 }
 
-func itoa(n int64) string {
-	b, _ := json.Marshal(n)
-	return string(b)
-}
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func TestAuth(t *testing.T) {
 	body := []byte(`{"gauges":[{"name":"a","value":1}]}`)
@@ -235,7 +235,7 @@ func TestOpenWithoutCredentials(t *testing.T) {
 // TestBodyLimits: max_body_size holds for the body as sent (declared or
 // streamed) and for the body after decompression.
 func TestBodyLimits(t *testing.T) {
-	var gauges []string
+	gauges := make([]string, 0, 40)
 	for range 40 {
 		gauges = append(gauges, `{"name":"some.metric.name","value":1,"source":"host-1"}`)
 	}

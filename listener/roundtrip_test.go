@@ -14,7 +14,7 @@ import (
 	"github.com/influxdata/telegraf/testutil"
 	"github.com/stretchr/testify/require"
 
-	librato "github.com/seed-d22a899f/librato" // registers outputs.librato
+	"github.com/seed-d22a899f/librato" // registers outputs.librato
 )
 
 // TestRoundTrip sends this project's outputs.librato to the listener, in
@@ -78,7 +78,7 @@ func roundTrip(t *testing.T, api string, rejectFirst bool) {
 
 	want := make([]string, 0, len(sent))
 	for _, m := range sent {
-		want = append(want, comparable(api, m.Name(), m.TagList(), m.Fields()["value"], m.Time()))
+		want = append(want, seriesKey(api, m.Name(), m.TagList(), m.Fields()["value"], m.Time()))
 	}
 	got := make([]string, 0, len(sent))
 	for _, m := range acc.metrics() {
@@ -90,15 +90,15 @@ func roundTrip(t *testing.T, api string, rejectFirst bool) {
 			}
 			tags = []*telegraf.Tag{{Key: "host", Value: m.Tags()["source"]}}
 		}
-		got = append(got, comparable(api, m.Name(), tags, v, m.Time()))
+		got = append(got, seriesKey(api, m.Name(), tags, v, m.Time()))
 	}
 	sort.Strings(want)
 	sort.Strings(got)
 	require.Equal(t, strings.Join(want, "\n"), strings.Join(got, "\n"), "every gauge exactly once")
 }
 
-// comparable is a gauge as Librato tells gauges apart.
-func comparable(api, name string, tags []*telegraf.Tag, value any, tm time.Time) string {
+// seriesKey is a gauge as Librato tells gauges apart.
+func seriesKey(api, name string, tags []*telegraf.Tag, value any, tm time.Time) string {
 	var b strings.Builder
 	b.WriteString(name)
 	for _, tag := range tags {

@@ -79,14 +79,6 @@ func (t *tracker) admit(n int) bool {
 	return true
 }
 
-// cancel gives back a reservation that was not used.
-func (t *tracker) cancel(n int) {
-	t.mu.Lock()
-	t.requests--
-	t.metrics -= n
-	t.mu.Unlock()
-}
-
 // deliver adds an admitted request's metrics and waits until the outputs
 // report them, the timeout passes or the plugin stops.
 func (t *tracker) deliver(metrics []telegraf.Metric, timeout time.Duration) outcome {
