@@ -122,3 +122,70 @@ func TestListenerBuild(t *testing.T) {
 	}, lines, "%s", &logs)
 	require.NotContains(t, string(got), "refused")
 }
+
+// TestListenerExecd runs cmd/librato-listener-execd as inputs.execd would
+// (stdin held open, line protocol read from stdout): a post is answered 200
+// once its metrics are on stdout, and the counter arrives untyped, as the
+// README says of this route.
+func TestListenerExecd(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "librato-listener-execd")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/librato-listener-execd")
+	build.Dir = repoRoot(t)
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	addr := freeAddr(t)
+	conf := filepath.Join(t.TempDir(), "listener.conf")
+	require.NoError(t, os.WriteFile(conf, []byte("[[inputs.librato_listener]]\n  service_address = \""+addr+
+		"\"\n  tokens = [\"${LISTENER_TOKEN}\"]\n"), 0o600))
+	cmd := exec.Command(bin, "-config", conf)
+	cmd.Env = append(os.Environ(), "LISTENER_TOKEN="+listenerToken)
+	stdin, err := cmd.StdinPipe() // Telegraf keeps it open; closing it stops the shim
+	require.NoError(t, err)
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Start())
+	var waitErr error
+	exited := make(chan struct{})
+	go func() {
+		waitErr = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+
+	body := `{"source":"web1","measure_time":1700000000,"gauges":[{"name":"cpu.user","value":12.5}],"counters":[{"name":"jobs.done","value":7}]}`
+	var code int
+	eventually(t, time.Minute, "the execd listener to answer", func() bool {
+		req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/metrics", strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.SetBasicAuth(listenerToken, "")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		code = resp.StatusCode
+		return true
+	}, &stderr)
+	require.Equal(t, http.StatusOK, code, "%s", &stderr)
+	// The shim wrote before it answered; the copy from its pipe into
+	// stdout may still be under way.
+	want := "cpu.user,source=web1 value=12.5 1700000000000000000\njobs.done,source=web1 value=7 1700000000000000000\n"
+	eventually(t, time.Minute, "both lines on stdout", func() bool {
+		return strings.Count(stdout.String(), "\n") >= 2
+	}, &stderr)
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	require.ElementsMatch(t, strings.Split(strings.TrimSpace(want), "\n"), lines, "%s", &stderr)
+
+	require.NoError(t, stdin.Close())
+	select {
+	case <-exited:
+		require.NoError(t, waitErr, "%s", &stderr)
+	case <-time.After(time.Minute):
+		t.Fatalf("the shim did not stop when stdin closed\n%s", &stderr)
+	}
+}
