@@ -3,11 +3,13 @@ package listener
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -352,4 +354,52 @@ func TestStopAnswersWaitingRequests(t *testing.T) {
 	l.Stop()
 	a := <-res
 	require.Equal(t, http.StatusServiceUnavailable, a.status, a.body)
+}
+
+// TestAnswersMatchWhatWasStored records every request and its answer from
+// concurrent clients while the outputs reject some groups, then checks the
+// whole history: a metric was stored if and only if its request got a 2xx.
+func TestAnswersMatchWhatWasStored(t *testing.T) {
+	acc := &ackAcc{reject: func(n int) bool { return n%3 == 1 }}
+	l := start(t, acc, func(l *Listener) { l.MaxUndeliveredRequests = 2 })
+	const clients, perClient = 4, 15
+	type result struct {
+		name   string
+		status int
+	}
+	results := make(chan result, clients*perClient)
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perClient {
+				name := fmt.Sprintf("client%d.req%d", c, i)
+				a := post(t, l.url(legacyPath), []byte(`{"gauges":[{"name":"`+name+`","value":1},{"name":"`+name+`.b","value":2}]}`))
+				results <- result{name, a.status}
+			}
+		}()
+	}
+	wg.Wait()
+	close(results)
+
+	stored := map[string]int{}
+	for _, m := range acc.metrics() {
+		stored[m.Name()]++
+	}
+	answered := 0
+	for r := range results {
+		answered++
+		switch r.status {
+		case http.StatusOK:
+			require.Equal(t, 1, stored[r.name], r.name)
+			require.Equal(t, 1, stored[r.name+".b"], r.name)
+		case http.StatusServiceUnavailable:
+			require.Zero(t, stored[r.name], r.name)
+			require.Zero(t, stored[r.name+".b"], r.name)
+		default:
+			t.Fatalf("%s: answer %d", r.name, r.status)
+		}
+	}
+	require.Equal(t, clients*perClient, answered)
 }
