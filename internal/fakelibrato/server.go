@@ -157,9 +157,9 @@ type exchange struct {
 	n, gen  int
 	w       http.ResponseWriter
 	r       *http.Request
-	body    []byte    // raw until decodeContent replaces it with the decoded body
+	body    []byte            // raw until decodeContent replaces it with the decoded body
 	readErr *libratoapi.Error // body read failure, answered at the body-size stage
-	rate    string    // X-Librato-RateLimit-Std value once the request was admitted
+	rate    string            // X-Librato-RateLimit-Std value once the request was admitted
 	// answerAt is arrival + Options.Latency: decoding and validating run
 	// during the wait, so a request takes Latency however busy the CPU is.
 	answerAt time.Time
