@@ -191,7 +191,7 @@ func New(opts Options) *Server {
 func Listen(opts Options) (*Server, error) {
 	s := &Server{opts: withDefaults(opts), done: make(chan struct{})}
 	s.fault = s.opts.Fault
-	s.kinds = map[string]libratoapi.Kind{}
+	s.kinds = make(map[string]libratoapi.Kind)
 	s.limiter = limiter{limit: s.opts.RateLimit, window: s.opts.RateLimitWindow}
 
 	s.ts = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
@@ -322,7 +322,7 @@ func (s *Server) Reset() {
 	s.gen++
 	s.n = 0
 	s.gauges, s.counters, s.measurements, s.requests = nil, nil, nil, nil
-	s.kinds = map[string]libratoapi.Kind{}
+	s.kinds = make(map[string]libratoapi.Kind)
 	s.limiter.reset()
 }
 

@@ -110,7 +110,7 @@ func TestGolden(t *testing.T) {
 				got = append(got, '\n')
 				golden := strings.TrimSuffix(in, filepath.Ext(in)) + ".golden"
 				if *update {
-					if err := os.WriteFile(golden, got, 0o644); err != nil {
+					if err := os.WriteFile(golden, got, 0o600); err != nil {
 						t.Fatal(err)
 					}
 					return
@@ -139,7 +139,9 @@ func TestDecodersAppendToDst(t *testing.T) {
 	if e != nil || len(dst) != 2 || dst[0].Name != first.Name || dst[0].Count != 2 {
 		t.Fatalf("dst = %+v, %v", dst, e)
 	}
-	dst, _ = DecodeLegacyJSON([]byte(`{"gauges":[{"name":"g","value":1}]}`), dst[:0])
+	if dst, e = DecodeLegacyJSON([]byte(`{"gauges":[{"name":"g","value":1}]}`), dst[:0]); e != nil {
+		t.Fatal(string(e.Body))
+	}
 	if g := dst[0]; g.HasCount || g.HasMin || g.Tags != nil || g.HasTime {
 		t.Fatalf("reused slot kept old fields: %+v", g)
 	}

@@ -34,7 +34,7 @@ type formKey struct {
 // value is text, so numbers are parsed from it. Entries keep the order of
 // their first field. Unknown keys are ignored; on error dst may hold a
 // partial decode.
-func (d Decoder) LegacyForm(body []byte, dst []Measurement) ([]Measurement, *Error) {
+func (Decoder) LegacyForm(body []byte, dst []Measurement) ([]Measurement, *Error) {
 	start := len(dst)
 	st := formState{appendAt: [2]int{-1, -1}}
 	for len(body) > 0 {

@@ -125,8 +125,12 @@ func exported(ms []Measurement) []Measurement {
 
 func num(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 
+// jsonString quotes s; strconv.Quote's escapes are not all JSON.
 func jsonString(s string) string {
-	b, _ := json.Marshal(s)
+	b, err := json.Marshal(s)
+	if err != nil { // a string always marshals
+		panic(err)
+	}
 	return string(b)
 }
 

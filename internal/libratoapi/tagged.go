@@ -25,7 +25,7 @@ type taggedState struct {
 // "time" are defaults; a measurement's own tags replace the top-level ones.
 // An empty request is answered like Librato's field errors. Field rules are
 // Validate's job.
-func (d Decoder) Tagged(body []byte, dst []Measurement) ([]Measurement, *Error) {
+func (Decoder) Tagged(body []byte, dst []Measurement) ([]Measurement, *Error) {
 	start := len(dst)
 	st := taggedState{s: scanner{b: body}}
 	s := &st.s
