@@ -46,7 +46,8 @@ func (Decoder) Tagged(body []byte, dst []Measurement) ([]Measurement, *Error) {
 		case "period":
 			st.numberOrNull()
 		case "measurements":
-			dst = st.measurements(dst)
+			// A repeated key replaces the earlier list, as in a map.
+			dst = st.measurements(dst[:start])
 		default:
 			st.schema = true
 		}
