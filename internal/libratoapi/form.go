@@ -68,7 +68,7 @@ func (Decoder) LegacyForm(body []byte, dst []Measurement) ([]Measurement, *Error
 		if !ok1 || !ok2 {
 			return dst, RequestError(http.StatusBadRequest, MsgFormParse)
 		}
-		dst = st.pair(dst, start)
+		dst = st.pair(dst)
 	}
 	for _, r := range st.refs {
 		if m := &dst[r.at]; m.given&fName == 0 { // gauges[cpu][value]=1 names it "cpu"
@@ -96,7 +96,7 @@ func (Decoder) LegacyForm(body []byte, dst []Measurement) ([]Measurement, *Error
 }
 
 // pair applies one key=value pair.
-func (st *formState) pair(dst []Measurement, start int) []Measurement {
+func (st *formState) pair(dst []Measurement) []Measurement {
 	top, rest, nested := bytes.Cut(st.key, []byte{'['})
 	if !nested {
 		switch string(top) {
@@ -125,13 +125,13 @@ func (st *formState) pair(dst []Measurement, start int) []Measurement {
 	if !known {
 		return dst
 	}
-	dst, i := st.entry(dst, start, kind, key, f)
+	dst, i := st.entry(dst, kind, key, f)
 	st.set(&dst[i], f)
 	return dst
 }
 
 // entry finds or creates the entry a pair belongs to and returns its index.
-func (st *formState) entry(dst []Measurement, start int, kind Kind, key []byte, f field) ([]Measurement, int) {
+func (st *formState) entry(dst []Measurement, kind Kind, key []byte, f field) ([]Measurement, int) {
 	if len(key) == 0 { // gauges[][field]: a repeated field starts a new element
 		if at := st.appendAt[kind]; at >= 0 && st.appendSeen[kind]&f == 0 {
 			st.appendSeen[kind] |= f
