@@ -65,7 +65,7 @@ func (s *Server) storeLegacy(ex *exchange, out outcome) *libratoapi.Error {
 	if ex.gen != s.gen {
 		return nil // Reset happened mid-request: accept but forget
 	}
-	pending := map[string]libratoapi.Kind{}
+	pending := make(map[string]libratoapi.Kind)
 	if e := s.claimKinds(pending, out.gauges, libratoapi.Gauge); e != nil {
 		return e
 	}

@@ -157,9 +157,9 @@ type exchange struct {
 	n, gen  int
 	w       http.ResponseWriter
 	r       *http.Request
-	body    []byte    // raw until decodeContent replaces it with the decoded body
+	body    []byte            // raw until decodeContent replaces it with the decoded body
 	readErr *libratoapi.Error // body read failure, answered at the body-size stage
-	rate    string    // X-Librato-RateLimit-Std value once the request was admitted
+	rate    string            // X-Librato-RateLimit-Std value once the request was admitted
 	// answerAt is arrival + Options.Latency: decoding and validating run
 	// during the wait, so a request takes Latency however busy the CPU is.
 	answerAt time.Time
@@ -191,7 +191,7 @@ func New(opts Options) *Server {
 func Listen(opts Options) (*Server, error) {
 	s := &Server{opts: withDefaults(opts), done: make(chan struct{})}
 	s.fault = s.opts.Fault
-	s.kinds = map[string]libratoapi.Kind{}
+	s.kinds = make(map[string]libratoapi.Kind)
 	s.limiter = limiter{limit: s.opts.RateLimit, window: s.opts.RateLimitWindow}
 
 	s.ts = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
@@ -322,7 +322,7 @@ func (s *Server) Reset() {
 	s.gen++
 	s.n = 0
 	s.gauges, s.counters, s.measurements, s.requests = nil, nil, nil, nil
-	s.kinds = map[string]libratoapi.Kind{}
+	s.kinds = make(map[string]libratoapi.Kind)
 	s.limiter.reset()
 }
 

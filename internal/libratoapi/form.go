@@ -2,6 +2,7 @@ package libratoapi
 
 import (
 	"bytes"
+	"hash/maphash"
 	"net/http"
 )
 
@@ -12,18 +13,35 @@ type formState struct {
 	val    []byte // unescaped value of the current pair
 	source topDefault
 	time   topDefault
-	// index finds an entry by kind and key once pairs stop arriving grouped
-	// by entry; nil until then, as clients normally send them grouped.
-	index map[formKey]int
+	// keys holds the unescaped keys of the entries back to back and refs
+	// where each is, so a key costs no string unless it becomes a name.
+	keys []byte
+	refs []formRef
+	// index finds a keyed entry by a hash of kind and key, chaining
+	// collisions through formRef.next: hashing the arena's bytes costs no
+	// string per entry. Clients normally send an entry's fields together,
+	// which the last-entry check in entry catches first.
+	index map[uint64]int
 	// appendSeen records the fields of the last "gauges[][…]" entry of each
 	// kind: Rack starts a new array element when a field repeats.
 	appendAt   [2]int
 	appendSeen [2]field
 }
 
-type formKey struct {
-	kind Kind
-	key  string
+// formRef locates one keyed entry: its key in formState.keys, its dst index.
+type formRef struct {
+	kind       Kind
+	start, end int
+	at         int
+	next       int // the previous ref with the same hash, or -1
+}
+
+// formSeed keys the index's hash, so a client cannot craft keys that
+// collide and make lookups quadratic.
+var formSeed = maphash.MakeSeed()
+
+func formHash(kind Kind, key []byte) uint64 {
+	return maphash.Bytes(formSeed, key) ^ uint64(kind)
 }
 
 // LegacyForm decodes a form-encoded POST /v1/metrics body
@@ -34,7 +52,7 @@ type formKey struct {
 // value is text, so numbers are parsed from it. Entries keep the order of
 // their first field. Unknown keys are ignored; on error dst may hold a
 // partial decode.
-func (d Decoder) LegacyForm(body []byte, dst []Measurement) ([]Measurement, *Error) {
+func (Decoder) LegacyForm(body []byte, dst []Measurement) ([]Measurement, *Error) {
 	start := len(dst)
 	st := formState{appendAt: [2]int{-1, -1}}
 	for len(body) > 0 {
@@ -50,7 +68,12 @@ func (d Decoder) LegacyForm(body []byte, dst []Measurement) ([]Measurement, *Err
 		if !ok1 || !ok2 {
 			return dst, RequestError(http.StatusBadRequest, MsgFormParse)
 		}
-		dst = st.pair(dst, start)
+		dst = st.pair(dst)
+	}
+	for _, r := range st.refs {
+		if m := &dst[r.at]; m.given&fName == 0 { // gauges[cpu][value]=1 names it "cpu"
+			m.Name = st.strs.get(st.keys[r.start:r.end])
+		}
 	}
 	for i := start; i < len(dst); i++ {
 		m := &dst[i]
@@ -73,7 +96,7 @@ func (d Decoder) LegacyForm(body []byte, dst []Measurement) ([]Measurement, *Err
 }
 
 // pair applies one key=value pair.
-func (st *formState) pair(dst []Measurement, start int) []Measurement {
+func (st *formState) pair(dst []Measurement) []Measurement {
 	top, rest, nested := bytes.Cut(st.key, []byte{'['})
 	if !nested {
 		switch string(top) {
@@ -102,13 +125,13 @@ func (st *formState) pair(dst []Measurement, start int) []Measurement {
 	if !known {
 		return dst
 	}
-	dst, i := st.entry(dst, start, kind, key, f)
+	dst, i := st.entry(dst, kind, key, f)
 	st.set(&dst[i], f)
 	return dst
 }
 
 // entry finds or creates the entry a pair belongs to and returns its index.
-func (st *formState) entry(dst []Measurement, start int, kind Kind, key []byte, f field) ([]Measurement, int) {
+func (st *formState) entry(dst []Measurement, kind Kind, key []byte, f field) ([]Measurement, int) {
 	if len(key) == 0 { // gauges[][field]: a repeated field starts a new element
 		if at := st.appendAt[kind]; at >= 0 && st.appendSeen[kind]&f == 0 {
 			st.appendSeen[kind] |= f
@@ -118,24 +141,30 @@ func (st *formState) entry(dst []Measurement, start int, kind Kind, key []byte, 
 		st.appendAt[kind], st.appendSeen[kind] = len(dst)-1, f
 		return dst, len(dst) - 1
 	}
-	if n := len(dst); n > start && dst[n-1].Kind == kind && dst[n-1].key == string(key) {
-		return dst, n - 1
-	}
-	if st.index == nil {
-		st.index = make(map[formKey]int)
-		for i := start; i < len(dst); i++ {
-			if dst[i].key != "" {
-				st.index[formKey{dst[i].Kind, dst[i].key}] = i
-			}
+	if n := len(st.refs); n > 0 {
+		if r := st.refs[n-1]; r.kind == kind && bytes.Equal(st.keys[r.start:r.end], key) {
+			return dst, r.at
 		}
 	}
-	if i, ok := st.index[formKey{kind, string(key)}]; ok {
-		return dst, i
+	if st.index == nil {
+		st.index = make(map[uint64]int)
 	}
-	name := st.strs.get(key)
-	dst = append(dst, Measurement{Kind: kind, Name: name, key: name})
-	st.index[formKey{kind, name}] = len(dst) - 1
-	return dst, len(dst) - 1
+	h := formHash(kind, key)
+	head, ok := st.index[h]
+	if !ok {
+		head = -1
+	}
+	for i := head; i >= 0; i = st.refs[i].next {
+		if r := st.refs[i]; r.kind == kind && bytes.Equal(st.keys[r.start:r.end], key) {
+			return dst, r.at
+		}
+	}
+	dst = append(dst, Measurement{Kind: kind})
+	r := formRef{kind: kind, start: len(st.keys), end: len(st.keys) + len(key), at: len(dst) - 1, next: head}
+	st.keys = append(st.keys, key...)
+	st.index[h] = len(st.refs)
+	st.refs = append(st.refs, r)
+	return dst, r.at
 }
 
 func formField(b []byte) (field, bool) {
@@ -168,6 +197,7 @@ func (st *formState) set(m *Measurement, f field) {
 	m.huge &^= f
 	switch f {
 	case fName:
+		m.given |= fName
 		m.Name = st.strs.get(st.val)
 	case fSource:
 		m.given |= fSource

@@ -99,15 +99,12 @@ func exponent10(lit []byte) (exp int, zero bool) {
 		i++
 	}
 	intStart := i
-	for i < len(lit) && lit[i] >= '0' && lit[i] <= '9' {
-		i++
-	}
+	i = digits(lit, i)
 	intPart := lit[intStart:i]
 	var frac []byte
 	if i < len(lit) && lit[i] == '.' {
 		j := i + 1
-		for i = j; i < len(lit) && lit[i] >= '0' && lit[i] <= '9'; i++ {
-		}
+		i = digits(lit, j)
 		frac = lit[j:i]
 	}
 	lead := 0

@@ -23,4 +23,3 @@ func TestExponent10(t *testing.T) {
 		}
 	}
 }
-

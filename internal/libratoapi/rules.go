@@ -44,8 +44,8 @@ func charset(extra string) (t [256]bool) {
 	return t
 }
 
-func allIn(s string, max int, set *[256]bool) bool {
-	if len(s) == 0 || len(s) > max {
+func allIn(s string, maxLen int, set *[256]bool) bool {
+	if len(s) == 0 || len(s) > maxLen {
 		return false
 	}
 	for i := range len(s) {

@@ -25,7 +25,7 @@ type taggedState struct {
 // "time" are defaults; a measurement's own tags replace the top-level ones.
 // An empty request is answered like Librato's field errors. Field rules are
 // Validate's job.
-func (d Decoder) Tagged(body []byte, dst []Measurement) ([]Measurement, *Error) {
+func (Decoder) Tagged(body []byte, dst []Measurement) ([]Measurement, *Error) {
 	start := len(dst)
 	st := taggedState{s: scanner{b: body}}
 	s := &st.s
@@ -46,7 +46,8 @@ func (d Decoder) Tagged(body []byte, dst []Measurement) ([]Measurement, *Error) 
 		case "period":
 			st.numberOrNull()
 		case "measurements":
-			dst = st.measurements(dst)
+			// A repeated key replaces the earlier list, as in a map.
+			dst = st.measurements(dst[:start])
 		default:
 			st.schema = true
 		}
