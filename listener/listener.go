@@ -9,6 +9,7 @@
 package listener
 
 import (
+	"context"
 	"crypto/tls"
 	_ "embed"
 	"errors"
@@ -213,7 +214,7 @@ func (l *Listener) Stop() {
 		return
 	}
 	l.tracker.stop()
-	ctx, cancel := contextWithTimeout(shutdownGrace)
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	if err := l.server.Shutdown(ctx); err != nil {
 		_ = l.server.Close()

@@ -1,7 +1,6 @@
 package listener
 
 import (
-	"context"
 	"sync"
 	"time"
 
@@ -141,8 +140,4 @@ func (t *tracker) report(id telegraf.TrackingID, ok bool) {
 
 func (t *tracker) stop() {
 	t.stopOnce.Do(func() { close(t.done) })
-}
-
-func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), d)
 }
