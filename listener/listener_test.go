@@ -410,7 +410,12 @@ func TestAnswersMatchWhatWasStored(t *testing.T) {
 
 // tryPost is post for other goroutines: it reports instead of asserting.
 func tryPost(url, body string) (int, error) {
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err
 	}
