@@ -16,8 +16,8 @@ help: ## list the targets
 test: ## unit, golden, differential and fuzz-seed tests (the README's go test ./...)
 	$(GO) test ./...
 
-race: ## the tests of the plugin, the fake API and the commands under the race detector
-	$(GO) test -race . ./internal/... ./cmd/...
+race: ## the tests of the plugin, the listener, the fake API and the commands under the race detector
+	$(GO) test -race . ./listener/... ./internal/... ./cmd/...
 
 bench: ## the benchmarks, side by side with Telegraf's built-in plugin
 	$(GO) test -run '^$$' -bench . -benchmem .

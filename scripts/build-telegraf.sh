@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds Telegraf with this module as its outputs.librato, REPLACING the
 # built-in plugin (the registry is a map keyed by name: keeping the built-in
-# import beside ours would let it win).
+# import beside ours would let it win), and with this module's
+# inputs.librato_listener whenever a configuration uses it (and in the
+# default and --all builds).
 #
 #   scripts/build-telegraf.sh [--config FILE]... [--config-dir DIR]... [-o OUTPUT]
 #   scripts/build-telegraf.sh --all [-o OUTPUT]
@@ -11,7 +13,8 @@
 #     source with --dry-run), plus outputs.librato and migrations.
 # --all: every Telegraf plugin (about 10 minutes and 440 MB on 2 cores).
 # neither: the small set the tests and the Segment recipe use (inputs.file,
-#     inputs.mock, inputs.http_listener_v2, the influx/json/json_v2 parsers).
+#     inputs.mock, inputs.http_listener_v2, inputs.librato_listener,
+#     outputs.file, the influx/json/json_v2 parsers).
 # -o OUTPUT: the binary (default build/telegraf-librato, or
 #     build/telegraf-librato-<version> for another TELEGRAF_VERSION).
 #
@@ -46,7 +49,7 @@ set -euo pipefail
 PINNED_VERSION=v1.39.3
 TELEGRAF=github.com/influxdata/telegraf
 MODULE=github.com/seed-d22a899f/librato
-DEFAULT_TAGS=custom,inputs.file,inputs.mock,inputs.http_listener_v2,parsers.influx,parsers.json,parsers.json_v2
+DEFAULT_TAGS=custom,inputs.file,inputs.mock,inputs.http_listener_v2,inputs.librato_listener,outputs.file,parsers.influx,parsers.json,parsers.json_v2
 ALWAYS_TAGS=outputs.librato,migrations
 
 die() {
@@ -205,6 +208,34 @@ without_librato() {
 	' "$1"
 }
 
+# inputs.librato_listener is not Telegraf's: custom_builder only knows the
+# plugins it finds under plugins/inputs (an unknown one in a configuration
+# is an error), so a package there names it. It is never compiled; the
+# file in plugins/inputs/all imports this module's listener instead.
+mkdir -p plugins/inputs/librato_listener
+cat >plugins/inputs/librato_listener/librato_listener.go <<EOF
+// Package librato_listener only names inputs.librato_listener for
+// tools/custom_builder; the plugin is $MODULE/listener, imported by
+// plugins/inputs/all/librato_listener.go.
+package librato_listener
+
+import (
+	"github.com/influxdata/telegraf"
+	"github.com/influxdata/telegraf/plugins/inputs"
+)
+
+func init() {
+	inputs.Add("librato_listener", func() telegraf.Input { return nil })
+}
+EOF
+cat >plugins/inputs/all/librato_listener.go <<EOF
+//go:build !custom || inputs || inputs.librato_listener
+
+package all
+
+import _ "$MODULE/listener" // register plugin: this module's inputs.librato_listener
+EOF
+
 # Tags: Telegraf's custom_builder for configurations, then ours, then the
 # caller's additions.
 if $all; then
@@ -299,4 +330,11 @@ printf '%s\n' "$usage" | grep -Eq '^[[:space:]]*#?[[:space:]]*api[[:space:]]*=' 
 # Telegraf prints the sample config after an empty line, trailing spaces cut.
 [ "$(printf '%s\n' "$usage" | sed '1{/^$/d;}')" = "$(sed 's/[[:space:]]*$//' "$ROOT/sample.conf")" ] ||
 	die "$OUT --usage librato differs from sample.conf"
+case ",$tags," in
+*,inputs.librato_listener,* | ,,)
+	printf '%s\n' "$("$OUT" plugins inputs)" | grep -qx 'inputs.librato_listener' ||
+		die "$OUT has no inputs.librato_listener although it was asked for"
+	say "inputs.librato_listener is in"
+	;;
+esac
 say "done: $OUT (outputs.librato is this module's)"

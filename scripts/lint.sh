@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Lints the plugin package the way Telegraf lints its own plugins:
+# Lints the plugin packages the way Telegraf lints its own plugins:
 #   - golangci-lint (the version Telegraf's Makefile pins, installed into
 #     build/tools with go install) with Telegraf's .golangci.yml from the
-#     pinned Telegraf release in the module cache;
-#   - tools/readme_linter on a copy of README.md at
-#     plugins/outputs/librato/README.md, the path it infers the rules from.
+#     pinned Telegraf release in the module cache, on the output (.), the
+#     listener input (./listener) and its execd command;
+#   - tools/readme_linter on copies of README.md at
+#     plugins/outputs/librato/README.md and of listener/README.md at
+#     plugins/inputs/librato_listener/README.md, the paths it infers the
+#     rules from.
 #
 #   scripts/lint.sh           # both; exit 1 if either reports anything
 #
@@ -39,11 +42,16 @@ config="$TOOLS/golangci-telegraf-$version.yml"
 
 status=0
 echo "lint: golangci-lint $GOLANGCI_LINT_VERSION with Telegraf $version's .golangci.yml on the plugin package" >&2
-"$lint" run --config "$config" . || status=1
+"$lint" run --config "$config" . ./listener/... ./cmd/librato-listener-execd || status=1
 
 echo "lint: readme_linter@$version on README.md as plugins/outputs/librato/README.md" >&2
 readme="$TOOLS/readme/plugins/outputs/librato"
 mkdir -p "$readme"
 cp README.md "$readme/README.md"
-(cd "$TOOLS/readme" && go run "$TELEGRAF/tools/readme_linter@$version" plugins/outputs/librato/README.md) || status=1
+listener_readme="$TOOLS/readme/plugins/inputs/librato_listener"
+mkdir -p "$listener_readme"
+cp listener/README.md "$listener_readme/README.md"
+echo "lint: readme_linter@$version on listener/README.md as plugins/inputs/librato_listener/README.md" >&2
+(cd "$TOOLS/readme" && go run "$TELEGRAF/tools/readme_linter@$version" \
+	plugins/outputs/librato/README.md plugins/inputs/librato_listener/README.md) || status=1
 exit $status

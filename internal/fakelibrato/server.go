@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/subtle"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -23,6 +22,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/seed-d22a899f/librato/internal/libratoapi"
 )
 
 const (
@@ -147,7 +148,7 @@ type Server struct {
 	counters     []Gauge
 	measurements []Measurement
 	requests     []Request
-	kinds        map[string]metricKind
+	kinds        map[string]libratoapi.Kind
 	limiter      limiter
 }
 
@@ -156,9 +157,9 @@ type exchange struct {
 	n, gen  int
 	w       http.ResponseWriter
 	r       *http.Request
-	body    []byte    // raw until decodeContent replaces it with the decoded body
-	readErr *apiError // body read failure, answered at the body-size stage
-	rate    string    // X-Librato-RateLimit-Std value once the request was admitted
+	body    []byte            // raw until decodeContent replaces it with the decoded body
+	readErr *libratoapi.Error // body read failure, answered at the body-size stage
+	rate    string            // X-Librato-RateLimit-Std value once the request was admitted
 	// answerAt is arrival + Options.Latency: decoding and validating run
 	// during the wait, so a request takes Latency however busy the CPU is.
 	answerAt time.Time
@@ -171,7 +172,7 @@ type exchange struct {
 type outcome struct {
 	gauges, counters []Gauge
 	measurements     []Measurement
-	err              *apiError
+	err              *libratoapi.Error
 	status           int
 }
 
@@ -190,7 +191,7 @@ func New(opts Options) *Server {
 func Listen(opts Options) (*Server, error) {
 	s := &Server{opts: withDefaults(opts), done: make(chan struct{})}
 	s.fault = s.opts.Fault
-	s.kinds = map[string]metricKind{}
+	s.kinds = make(map[string]libratoapi.Kind)
 	s.limiter = limiter{limit: s.opts.RateLimit, window: s.opts.RateLimitWindow}
 
 	s.ts = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
@@ -321,7 +322,7 @@ func (s *Server) Reset() {
 	s.gen++
 	s.n = 0
 	s.gauges, s.counters, s.measurements, s.requests = nil, nil, nil, nil
-	s.kinds = map[string]metricKind{}
+	s.kinds = make(map[string]libratoapi.Kind)
 	s.limiter.reset()
 }
 
@@ -388,7 +389,7 @@ func (s *Server) serveProbe(ex *exchange) {
 // servePost handles both write endpoints; decode validates without side
 // effects, store commits atomically (and may still reject, e.g. on a type
 // conflict with previously stored metrics).
-func (s *Server) servePost(ex *exchange, decode func([]byte) outcome, store func(*exchange, outcome) *apiError) {
+func (s *Server) servePost(ex *exchange, decode func([]byte) outcome, store func(*exchange, outcome) *libratoapi.Error) {
 	body, aerr := s.readBody(ex)
 	if aerr != nil {
 		s.replyError(ex, aerr)
@@ -450,7 +451,7 @@ func (s *Server) readRaw(ex *exchange) {
 
 // readBody reports the size limit, the media type and the content
 // encoding, in that order, and returns the decoded body.
-func (s *Server) readBody(ex *exchange) ([]byte, *apiError) {
+func (s *Server) readBody(ex *exchange) ([]byte, *libratoapi.Error) {
 	if ex.readErr != nil {
 		return nil, ex.readErr
 	}
@@ -465,7 +466,7 @@ func isJSON(contentType string) bool {
 	return err == nil && mt == "application/json"
 }
 
-func (s *Server) decodeContent(ex *exchange, raw []byte) ([]byte, *apiError) {
+func (s *Server) decodeContent(ex *exchange, raw []byte) ([]byte, *libratoapi.Error) {
 	encs := ex.r.Header.Values("Content-Encoding")
 	if len(encs) == 0 {
 		return raw, nil
@@ -487,7 +488,7 @@ func (s *Server) decodeContent(ex *exchange, raw []byte) ([]byte, *apiError) {
 
 // gunzip bounds the decompressed size too, so a small gzip bomb cannot
 // blow up memory.
-func gunzip(raw []byte, limit int64) ([]byte, *apiError) {
+func gunzip(raw []byte, limit int64) ([]byte, *libratoapi.Error) {
 	zr, err := gzip.NewReader(bytes.NewReader(raw))
 	if err != nil {
 		return nil, errBadGzip
@@ -507,12 +508,8 @@ func jsonHeader() http.Header {
 	return http.Header{"Content-Type": {"application/json"}}
 }
 
-func (s *Server) replyError(ex *exchange, e *apiError) {
-	body, err := json.Marshal(e.body)
-	if err != nil { // cannot happen for our own maps; answer something sane
-		body = []byte(`{"errors":{"system":["internal error"]}}`)
-	}
-	s.reply(ex, e.status, jsonHeader(), body)
+func (s *Server) replyError(ex *exchange, e *libratoapi.Error) {
+	s.reply(ex, e.Status, jsonHeader(), e.Body)
 }
 
 // reply logs before writing: a client that has read the answer must find the
