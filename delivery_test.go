@@ -50,10 +50,22 @@ type fakeKey struct {
 
 func newFake(t *testing.T, opts fakelibrato.Options) *fakelibrato.Server {
 	opts.User, opts.Token = testUser, testToken
-	s := fakelibrato.New(opts)
-	t.Cleanup(s.Close)
-	return s
+	for {
+		s := fakelibrato.New(opts)
+		// The plugin's self-metrics are keyed by URL, and the OS may give
+		// a later fake a port an earlier test used: its counters would
+		// start where that test's ended. Each fake gets a URL of its own.
+		if _, used := fakeURLs.LoadOrStore(s.URL(), true); used {
+			s.Close()
+			continue
+		}
+		t.Cleanup(s.Close)
+		return s
+	}
 }
+
+// fakeURLs are the fakes' URLs used so far in this test process.
+var fakeURLs sync.Map
 
 // requireExactlyOnce checks every wanted gauge arrived once and nothing else
 // arrived.
