@@ -73,8 +73,8 @@ func (s *simStats) add(o simStats) {
 
 func (s simStats) String() string {
 	return fmt.Sprintf("%d writes, %d requests, %d measurements: %d stored, %d dropped on proof, %d failed in a tagged summary, "+
-		"%d dropped before sending (%d series_limit, %d of them known before a restart, %d no_tags), %d dropped by the agent; duplicates: %d lost acks, %d restarts, "+
-		"%d unexplained; %d other measurements stored (control requests); longest Write %s",
+		"%d dropped before sending (%d series_limit, %d of them known before a restart, %d no_tags), "+
+		"%d dropped by the agent; duplicates: %d lost acks, %d restarts, %d unexplained; %d other measurements stored (control requests); longest Write %s",
 		s.writes, s.requests, s.measurements, s.stored, s.proven, s.apiFailed, s.localDrops, s.guardDrops,
 		s.guardDropsAfterRestart, s.noTagDrops, s.agentDropped, s.dupLostAck, s.dupRestart, s.dupUnexplained, s.control, s.longestWrite)
 }
