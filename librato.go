@@ -20,7 +20,6 @@ import (
 	"github.com/influxdata/telegraf/plugins/outputs"
 
 	"github.com/seed-d22a899f/librato/internal/delivery"
-
 	"github.com/seed-d22a899f/librato/internal/redact"
 )
 

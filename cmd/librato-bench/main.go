@@ -16,6 +16,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -88,74 +89,98 @@ func main() {
 	flag.Parse()
 	switch {
 	case *child != "":
-		benchkit.ChildMain(*child, creators)
+		if err := benchkit.ChildMain(*child, creators); err != nil {
+			os.Exit(1)
+		}
 		return
 	case *api != "":
-		benchkit.ServeAPI(*api)
+		if err := benchkit.ServeAPI(*api); err != nil {
+			fmt.Fprintln(os.Stderr, "librato-bench: fake API:", err)
+			os.Exit(1)
+		}
 		return
 	}
-	if *flushes < 11 || *intervals < 1 || *latency <= 0 || *batches < 2 || *huge < 1000 || *huge%1000 != 0 {
-		fmt.Fprintln(os.Stderr, "librato-bench: need -flushes ≥ 11, -intervals ≥ 1, -latency > 0, -batches ≥ 2, -huge a multiple of 1,000")
-		os.Exit(2)
+	opts := options{strict: *strict, latency: *latency, intervals: *intervals, batches: *batches, flushes: *flushes, huge: *huge, profiles: *profiles}
+	if err := run(opts); err != nil {
+		fmt.Fprintf(os.Stderr, "librato-bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// errMissed: -strict and a target was missed.
+var errMissed = errors.New("a target was missed")
+
+// options are the command's flags.
+type options struct {
+	strict                            bool
+	latency                           time.Duration
+	intervals, batches, flushes, huge int
+	profiles                          string
+}
+
+func run(opts options) error {
+	strict, latency, intervals, batches, flushes := opts.strict, opts.latency, opts.intervals, opts.batches, opts.flushes
+	huge, profiles := opts.huge, opts.profiles
+	if flushes < 11 || intervals < 1 || latency <= 0 || batches < 2 || huge < 1000 || huge%1000 != 0 {
+		return errors.New("need -flushes ≥ 11, -intervals ≥ 1, -latency > 0, -batches ≥ 2, -huge a multiple of 1,000")
 	}
 	started := time.Now()
 	r := runner{log: os.Stderr}
-	apis, err := benchkit.StartAPI(*latency, os.Stderr)
+	apis, err := benchkit.StartAPI(latency, os.Stderr)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "librato-bench: %v\n", err)
-		os.Exit(1)
+		return err
 	}
 	defer apis.Close()
 	r.apis = apis
 
 	workloads := []workload{
-		{"standard", benchkit.Standard.Name, benchkit.Hosts, *batches},
-		{"fleet", benchkit.FleetLoad.Name, benchkit.Hosts, *batches},
-		{"fleet, 1,000 hosts", benchkit.FleetLoad.Name, 10 * benchkit.Hosts, 5 * *batches},
+		{"standard", benchkit.Standard.Name, benchkit.Hosts, batches},
+		{"fleet", benchkit.FleetLoad.Name, benchkit.Hosts, batches},
+		{"fleet, 1,000 hosts", benchkit.FleetLoad.Name, 10 * benchkit.Hosts, 5 * batches},
 	}
 	plugins := []string{"built-in", "ours", benchkit.FloorPlugin, "telegraf only"}
 	runs := make([]map[string]benchkit.JobResult, len(workloads))
 	for i, w := range workloads {
-		runs[i] = map[string]benchkit.JobResult{}
+		runs[i] = make(map[string]benchkit.JobResult)
 		for _, p := range plugins {
 			runs[i][p] = r.job(w.name, benchkit.Job{Plugin: p, Load: w.load, Hosts: w.hosts, Batches: w.batches, BatchSize: batchSize,
-				URL: apis.Fast, SendsNothing: p == "telegraf only", CPUProfile: profile(*profiles, w.name, p)})
+				URL: apis.Fast, SendsNothing: p == "telegraf only", CPUProfile: profile(profiles, w.name, p)})
 		}
 	}
 	gz := r.job("standard", benchkit.Job{Plugin: "ours", Load: benchkit.Standard.Name, Hosts: benchkit.Hosts,
-		Batches: *batches, BatchSize: batchSize, URL: apis.Fast, Extra: `  content_encoding = "gzip"`})
+		Batches: batches, BatchSize: batchSize, URL: apis.Fast, Extra: `  content_encoding = "gzip"`})
 	// The throughput runs write intervals collections per WriteBatch; the
 	// first WriteBatch warms connections and caches and is not counted.
-	perWrite := *intervals * benchkit.Hosts * benchkit.MetricsPerHost
+	perWrite := intervals * benchkit.Hosts * benchkit.MetricsPerHost
 	tpB := r.job("throughput", benchkit.Job{Plugin: "built-in", Load: benchkit.Standard.Name, Hosts: benchkit.Hosts,
 		Batches: 2, BatchSize: perWrite, URL: apis.Slow})
 	tpO := r.job("throughput", benchkit.Job{Plugin: "ours", Load: benchkit.Standard.Name, Hosts: benchkit.Hosts,
 		Batches: 6, BatchSize: perWrite, URL: apis.Slow})
 
 	b, o := benchkit.Builtin(), ours()
-	heapB := r.heap(b, *flushes)
-	heapO := r.heap(o, *flushes)
+	heapB := r.heap(b, flushes)
+	heapO := r.heap(o, flushes)
 	loads := []benchkit.Load{benchkit.Standard, benchkit.FleetLoad}
 	heldB := make([]int64, len(loads))
 	heldO := make([]int64, len(loads))
 	for i, load := range loads {
-		heldB[i] = r.held(b, load, *huge)
-		heldO[i] = r.held(o, load, *huge)
+		heldB[i] = r.held(b, load, huge)
+		heldO[i] = r.held(o, load, huge)
 	}
 	if r.err != nil {
-		fmt.Fprintf(os.Stderr, "librato-bench: %v\n", r.err)
-		os.Exit(1)
+		return r.err
 	}
 
 	w := bufio.NewWriter(os.Stdout)
 	printMachine(w, runs[0]["ours"])
 	fmt.Fprintf(w, "Workloads, 1,000 metrics per WriteBatch (metric_batch_size = %d), template \"host\":\n"+
 		"- standard: %d hosts; cpu, mem, disk, net and diskio with host, region, dc and per-input tags; %.0f gauges per batch;\n"+
-		"- fleet: %d hosts; cpu, mem, disk and net with host and per-input tags only, uint64, int64, float and bool fields and one string field per disk metric; %.0f gauges per batch;\n"+
+		"- fleet: %d hosts; cpu, mem, disk and net with host and per-input tags only, "+
+		"uint64, int64, float and bool fields and one string field per disk metric; %.0f gauges per batch;\n"+
 		"- fleet, 1,000 hosts: the same, 10 batches per collection interval.\n"+
 		"Throughput: %d metrics (%.0f gauges) per WriteBatch to the fake API answering after %s.\n\n",
 		batchSize, benchkit.Hosts, gaugesPerBatch(runs[0]["ours"]), benchkit.Hosts, gaugesPerBatch(runs[1]["ours"]),
-		perWrite, gaugesPerBatch(tpO), *latency)
+		perWrite, gaugesPerBatch(tpO), latency)
 
 	t := table{}
 	for i, wl := range workloads {
@@ -163,13 +188,13 @@ func main() {
 		t.cpu(runs[i])
 	}
 	t.workload = "standard"
-	t.throughput(tpB, tpO, *latency)
+	t.throughput(tpB, tpO, latency)
 	t.gzip(runs[0]["ours"], gz)
 	t.bodies(runs[0][benchkit.FloorPlugin])
 	t.heap(heapB, heapO)
 	for i, load := range loads {
 		t.workload = load.Name
-		t.held(*huge, heldB[i], heldO[i])
+		t.held(huge, heldB[i], heldO[i])
 	}
 	t.write(w)
 
@@ -178,26 +203,29 @@ func main() {
 		"the HTTP client and the runtime's work (GC, scheduler) while it runs. The fake API (JSON decoding and validation) runs in another process "+
 		"and is not counted; wall clock is labelled as such and includes waiting for it.\n"+
 		"- Each plugin is loaded from an [[outputs.librato]] table by Telegraf's config loader (built-in: Telegraf's outputs.librato; ours: this module; "+
-		"both at their defaults) and written through models.RunningOutput: AddMetricNoCopy of a batch, then WriteBatch. Metrics are made 10 batches at a time "+
+		"both at their defaults) and written through models.RunningOutput: AddMetricNoCopy of a batch, then WriteBatch. "+
+		"Metrics are made 10 batches at a time "+
 		"before the timed sections, followed by runtime.GC(), so making them is not charged; collecting each plugin's own garbage is, when it calls for it.\n"+
 		"- Median and total are over all batches, the first after Connect included; the first is also shown on its own.\n"+
 		"- Floor: the bodies ours sent (captured in the floor's process, untimed) posted again by a minimal net/http client, %d at a time, "+
-		"timed like a WriteBatch (HTTP alone), plus the CPU of encoding those gauges with the plugin's encoder on its own. ours/floor compares ns per gauge of the median batch.\n"+
+		"timed like a WriteBatch (HTTP alone), plus the CPU of encoding those gauges with the plugin's encoder on its own. "+
+		"ours/floor compares ns per gauge of the median batch.\n"+
 		"- telegraf only: a no-op output through the same RunningOutput, Telegraf's own cost per gauge, which both plugins pay.\n"+
 		"- allocs and bytes are the child process's heap allocations (runtime.MemStats) over the timed WriteBatches, per gauge.\n"+
 		"- Throughput: %d metrics per WriteBatch (metric_batch_size = %d) to the fake API answering each request after %s, in its process; "+
 		"theoretical = concurrent_writes × measurements_per_request / latency (built-in: 1 × 300, ours: %d × %d); the first WriteBatch is a warm-up.\n"+
 		"- Heap rows run in this process against an in-process sink: HeapInuse after runtime.GC() following flush 10 and flush %d; "+
 		"live heap after one Write of %d metrics minus after Connect.\n",
-		benchkit.DefaultConcurrentWrites, perWrite, perWrite, *latency, benchkit.DefaultConcurrentWrites, benchkit.DefaultMeasurementsPerRequest,
-		*flushes, *huge)
+		benchkit.DefaultConcurrentWrites, perWrite, perWrite, latency, benchkit.DefaultConcurrentWrites, benchkit.DefaultMeasurementsPerRequest,
+		flushes, huge)
 	fmt.Fprintf(w, "\nlibrato-bench took %s.\n", time.Since(started).Round(time.Second))
 	if err := w.Flush(); err != nil {
-		os.Exit(1)
+		return err
 	}
-	if *strict && t.failed {
-		os.Exit(1)
+	if strict && t.failed {
+		return errMissed
 	}
+	return nil
 }
 
 // profile is the CPU profile of ours in workload w, if dir is set.

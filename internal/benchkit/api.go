@@ -60,17 +60,16 @@ func StartAPI(latency time.Duration, log io.Writer) (*APIs, error) {
 // Close ends the fake API's process: it exits when its stdin closes.
 func (a *APIs) Close() {
 	a.stdin.Close()
-	_ = a.cmd.Wait()
+	_ = a.cmd.Wait() //nolint:errcheck // the process's exit status tells nothing the runs did not
 }
 
 // ServeAPI is the fake API's process: it serves two fakes (the second
 // answering after latency, a time.Duration string) and the control
 // endpoint, prints their URLs and runs until stdin closes.
-func ServeAPI(latency string) {
+func ServeAPI(latency string) error {
 	d, err := time.ParseDuration(latency)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "benchkit-api:", err)
-		os.Exit(2)
+		return err
 	}
 	var gauges atomic.Int64
 	count := func(e fakelibrato.Event) { gauges.Add(int64(len(e.Gauges))) }
@@ -79,13 +78,14 @@ func ServeAPI(latency string) {
 	opts.Latency = d
 	slow := fakelibrato.New(opts)
 
+	defer fast.Close()
+	defer slow.Close()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "benchkit-api:", err)
-		os.Exit(1)
+		return err
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /reset", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("POST /reset", func(http.ResponseWriter, *http.Request) {
 		// The fakes keep what they stored: resetting between chunks keeps
 		// their memory small.
 		fast.Reset()
@@ -95,9 +95,10 @@ func ServeAPI(latency string) {
 	mux.HandleFunc("GET /gauges", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, gauges.Load())
 	})
-	go http.Serve(ln, mux) //nolint:errcheck // ends with the process
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln) //nolint:errcheck // ends with the process
 	fmt.Printf("%s %s http://%s\n", fast.LegacyURL(), slow.LegacyURL(), ln.Addr())
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	fast.Close()
-	slow.Close()
+	// The parent closes stdin when it is done (or dies).
+	_, err = io.Copy(io.Discard, os.Stdin)
+	return err
 }

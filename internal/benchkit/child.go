@@ -95,7 +95,7 @@ func RunJob(job Job, log io.Writer) (JobResult, error) {
 	out, err := cmd.Output()
 	var res JobResult
 	if jerr := json.Unmarshal(out, &res); jerr != nil {
-		return JobResult{}, fmt.Errorf("%s/%s child: %w (report: %v)", job.Load, job.Plugin, err, jerr)
+		return JobResult{}, fmt.Errorf("%s/%s child: %w (report: %w)", job.Load, job.Plugin, err, jerr)
 	}
 	if res.Err != "" {
 		return res, fmt.Errorf("%s/%s child: %s", job.Load, job.Plugin, res.Err)
@@ -108,7 +108,7 @@ func RunJob(job Job, log io.Writer) (JobResult, error) {
 // registered as outputs.librato before the config is loaded (both plugins
 // register under that name, so the registry cannot be trusted to hold the
 // one wanted).
-func ChildMain(spec string, creators map[string]outputs.Creator) {
+func ChildMain(spec string, creators map[string]outputs.Creator) error {
 	var job Job
 	var res JobResult
 	err := json.Unmarshal([]byte(spec), &job)
@@ -117,15 +117,13 @@ func ChildMain(spec string, creators map[string]outputs.Creator) {
 		defer pprof.StopCPUProfile()
 	}
 	if err == nil {
-		res, err = runJob(job, creators)
+		res, err = runOne(job, creators)
 	}
 	if err != nil {
 		res.Err = err.Error()
 	}
 	res.GOMAXPROCS, res.NumCPU = runtime.GOMAXPROCS(0), runtime.NumCPU()
-	if err := json.NewEncoder(os.Stdout).Encode(res); err != nil {
-		os.Exit(1)
-	}
+	return json.NewEncoder(os.Stdout).Encode(res)
 }
 
 func startProfile(path string) error {
@@ -145,7 +143,7 @@ func loadByName(name string) (Load, error) {
 	return Load{}, fmt.Errorf("unknown workload %q", name)
 }
 
-func runJob(job Job, creators map[string]outputs.Creator) (JobResult, error) {
+func runOne(job Job, creators map[string]outputs.Creator) (JobResult, error) {
 	load, err := loadByName(job.Load)
 	if err != nil {
 		return JobResult{}, err
@@ -231,7 +229,7 @@ func writeBatch(ro *models.RunningOutput, batch []telegraf.Metric) (Batch, error
 	runtime.ReadMemStats(&ms)
 	b.Mallocs, b.Bytes = ms.Mallocs-b.Mallocs, ms.TotalAlloc-b.Bytes
 	if err == nil && ro.BufferLength() != 0 {
-		err = fmt.Errorf("WriteBatch left %d metrics buffered", ro.BufferLength())
+		err = fmt.Errorf("the WriteBatch left %d metrics buffered", ro.BufferLength())
 	}
 	return b, err
 }
@@ -268,7 +266,7 @@ func openConfigured(create outputs.Creator, job Job, url string) (*models.Runnin
 type control string
 
 func (c control) reset() error {
-	resp, err := http.Post(string(c)+"/reset", "text/plain", nil)
+	resp, err := http.Post(string(c)+"/reset", "text/plain", http.NoBody)
 	if err != nil {
 		return err
 	}

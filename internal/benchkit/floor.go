@@ -151,7 +151,7 @@ const encodeRepeats = 5
 // content_encoding = "gzip" sends them.
 func encodeAlone(res *JobResult, perBatch [][][]byte) error {
 	var reqs [][]delivery.Measurement
-	series := map[string]*delivery.Series{}
+	series := make(map[string]*delivery.Series)
 	gauges := 0
 	zw := gzip.NewWriter(io.Discard)
 	var zipped countingWriter
@@ -190,7 +190,7 @@ func encodeAlone(res *JobResult, perBatch [][][]byte) error {
 	}
 	res.GzipBytes += zipped.n
 	buf := make([]byte, 0, delivery.MaxPooledBody)
-	runtime.GC()
+	runtime.GC() //nolint:revive // the decoding's garbage is not the encoder's
 	cpu := cpuTime()
 	for range encodeRepeats {
 		for _, pts := range reqs {

@@ -135,7 +135,7 @@ type nopOutput struct {
 	APIURL   string        `toml:"api_url"`
 }
 
-func (nopOutput) SampleConfig() string                  { return "" }
-func (nopOutput) Connect() error                        { return nil }
-func (nopOutput) Close() error                          { return nil }
-func (nopOutput) Write(metrics []telegraf.Metric) error { return nil }
+func (nopOutput) SampleConfig() string          { return "" }
+func (nopOutput) Connect() error                { return nil }
+func (nopOutput) Close() error                  { return nil }
+func (nopOutput) Write([]telegraf.Metric) error { return nil }
