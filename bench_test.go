@@ -110,6 +110,7 @@ func TestBenchkitDefaults(t *testing.T) {
 		{"concurrent_writes", l.ConcurrentWrites, benchkit.DefaultConcurrentWrites},
 		{"timeout", l.Timeout, config.Duration(benchkit.DefaultTimeout)},
 		{"retry_budget", l.RetryBudget, config.Duration(benchkit.DefaultRetryBudget)},
+		{"max_retry_after", l.MaxRetryAfter, config.Duration(benchkit.DefaultMaxRetryAfter)},
 	}
 	for _, c := range checks {
 		if c.got != c.want {

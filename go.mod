@@ -3,6 +3,7 @@ module github.com/seed-d22a899f/librato
 go 1.26.0
 
 require (
+	github.com/awnumar/memguard v0.23.0
 	github.com/influxdata/telegraf v1.39.3
 	github.com/stretchr/testify v1.11.1
 )
@@ -18,7 +19,6 @@ require (
 	github.com/alecthomas/units v0.0.0-20240927000941-0f3dac36c52b // indirect
 	github.com/antlr4-go/antlr/v4 v4.13.1 // indirect
 	github.com/awnumar/memcall v0.4.0 // indirect
-	github.com/awnumar/memguard v0.23.0 // indirect
 	github.com/benbjohnson/clock v1.3.5 // indirect
 	github.com/cenkalti/backoff/v4 v4.3.0 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect

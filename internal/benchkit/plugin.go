@@ -27,6 +27,7 @@ const (
 	DefaultConcurrentWrites       = 10
 	DefaultTimeout                = 5 * time.Second
 	DefaultRetryBudget            = 5 * time.Second
+	DefaultMaxRetryAfter          = time.Minute
 )
 
 // builtinPerRequest is the batch size hard-coded in the built-in plugin,
@@ -106,13 +107,15 @@ var (
 	errLogging  error
 )
 
-// setupLogging installs Telegraf's text logger at its default (info) level,
-// as the agent does at startup. Without it Telegraf's loggers keep every
+// setupLogging installs Telegraf's text logger, as the agent does at
+// startup, at its quiet level. Without it Telegraf's loggers keep every
 // message, debug included, in an unbounded early-log list, which would
 // make the built-in plugin's per-gauge debug lines a memory leak here.
 func setupLogging() error {
 	loggingOnce.Do(func() {
-		errLogging = logger.SetupLogging(&logger.Config{})
+		// Errors only: the log is the benchmark's progress output, and
+		// warnings about the workload (collapsed series) would clutter it.
+		errLogging = logger.SetupLogging(&logger.Config{Quiet: true})
 	})
 	return errLogging
 }
@@ -121,12 +124,18 @@ func setupLogging() error {
 // through a RunningOutput it measures what Telegraf itself costs per
 // metric, which both plugins pay on top of their own work.
 func Nop() Plugin {
-	return Plugin{Name: "telegraf only", New: func(string) telegraf.Output { return nopOutput{} }}
+	return Plugin{Name: "telegraf only", New: func(string) telegraf.Output { return &nopOutput{} }}
 }
 
-type nopOutput struct{}
+// nopOutput has the options of the [[outputs.librato]] tables the
+// benchmarks load, so the config loader takes them for it too.
+type nopOutput struct {
+	APIUser  config.Secret `toml:"api_user"`
+	APIToken config.Secret `toml:"api_token"`
+	APIURL   string        `toml:"api_url"`
+}
 
-func (nopOutput) SampleConfig() string                  { return "" }
-func (nopOutput) Connect() error                        { return nil }
-func (nopOutput) Close() error                          { return nil }
-func (nopOutput) Write(metrics []telegraf.Metric) error { return nil }
+func (nopOutput) SampleConfig() string          { return "" }
+func (nopOutput) Connect() error                { return nil }
+func (nopOutput) Close() error                  { return nil }
+func (nopOutput) Write([]telegraf.Metric) error { return nil }

@@ -152,7 +152,7 @@ func (s *Sender) newRequest(ctx context.Context, r *Credentials, target string, 
 // deliveries and the credential check alike: the credentials, the user
 // agent and, when there is a body, its type and (gzipped) encoding.
 func (s *Sender) SetRequestHeaders(h http.Header, c *Credentials, hasBody, gzipped bool) {
-	h["Authorization"] = c.auth
+	h["Authorization"] = c.authorization()
 	h["User-Agent"] = s.userAgent
 	if hasBody {
 		h["Content-Type"] = contentTypeJSON

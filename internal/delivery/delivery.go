@@ -91,6 +91,12 @@ type Sender struct {
 	limit     *bodyLimit // the endpoint's body limit, learned from 413s
 	bufs      sync.Pool  // *payload
 	gzips     sync.Pool  // *gzip.Writer
+
+	// creds are the credentials of the connection, read by the first
+	// flush after Connect; rereadCreds: the last flush failed, so the next
+	// one reads the secrets again (credentials.go).
+	creds       *Credentials
+	rereadCreds bool
 }
 
 // New returns a Sender for cfg; Connect makes it ready to Deliver.
@@ -135,6 +141,7 @@ func (s *Sender) Connect() error {
 // again. No request is in flight (the caller serialises Deliver and Close),
 // so every connection is idle.
 func (s *Sender) Close() {
+	s.forgetCredentials()
 	if s.client != nil {
 		s.client.CloseIdleConnections()
 		s.client = nil

@@ -52,7 +52,7 @@ var (
 type flush struct {
 	s    *Sender
 	ep   Endpoint
-	auth Credentials
+	auth *Credentials // the connection's (credentials.go)
 	// stop ends waits and keeps new requests from starting once the flush
 	// has failed. Requests already sent are not cancelled: Librato may have
 	// stored them, and only their answer tells.
@@ -141,7 +141,7 @@ func (s *Sender) Deliver(ms []Measurement, ep Endpoint, start time.Time) (Result
 }
 
 func (s *Sender) newFlush(n int, ep Endpoint, start time.Time) (*flush, error) {
-	auth, err := s.Credentials()
+	auth, err := s.flushCredentials()
 	if err != nil {
 		return nil, err
 	}
@@ -172,7 +172,7 @@ func (s *Sender) newFlush(n int, ep Endpoint, start time.Time) (*flush, error) {
 func (f *flush) end() {
 	f.cancel(nil)
 	f.endRequests()
-	f.auth.Forget()
+	f.s.rereadCreds = f.err != nil // every request is done: no lock needed
 }
 
 // batches cuts pts into ranges of at most measurements_per_request points
@@ -361,7 +361,7 @@ func (f *flush) exchange(body *payload, n int) (outcome, error) {
 		if err != nil {
 			return outcome{}, err
 		}
-		o := f.s.post(f.requests, &f.auth, f.ep, body, n, &f.seq)
+		o := f.s.post(f.requests, f.auth, f.ep, body, n, &f.seq)
 		f.s.admission.done(t)
 		switch o.kind {
 		case transient:
