@@ -52,6 +52,8 @@ type senderConfig struct {
 	controlSource string
 	// clock, when set, replaces the wall clock of the delivery core.
 	clock delivery.Clock
+	// jitter, when set, replaces the back-off's random source.
+	jitter func() float64
 }
 
 // sender is the plugin's handle on the delivery core.
@@ -82,6 +84,7 @@ func newSender(cfg senderConfig, st *stats, log telegraf.Logger) *sender {
 		UserAgent:              userAgent(),
 		ControlSource:          cfg.controlSource,
 		Clock:                  cfg.clock,
+		Jitter:                 cfg.jitter,
 		Log:                    log,
 		Stats:                  st.delivery(),
 	})

@@ -69,6 +69,9 @@ type Librato struct {
 	// clock, when set before Init, replaces the delivery core's wall clock
 	// (the simulation's fake time).
 	clock delivery.Clock
+	// jitter, when set before Init, replaces the back-off's random
+	// source: the simulation seeds it.
+	jitter func() float64
 
 	// conv holds a converter per API (index: tagged); with api = "auto"
 	// both, since the account's answers choose.
@@ -178,6 +181,7 @@ func (l *Librato) senderConfig(eps endpoints) senderConfig {
 		transport:              l.transport,
 		controlSource:          l.DefaultSource,
 		clock:                  l.clock,
+		jitter:                 l.jitter,
 	}
 }
 

@@ -58,8 +58,11 @@ type Config struct {
 	// (default_source); empty means "telegraf-librato".
 	ControlSource string
 	Clock         Clock
-	Log           telegraf.Logger
-	Stats         Stats
+	// Jitter draws the random half of each back-off, in [0, 1); nil is
+	// math/rand. A simulation seeds it so a seed replays its waits.
+	Jitter func() float64
+	Log    telegraf.Logger
+	Stats  Stats
 }
 
 // Result is what Deliver settled.
@@ -101,6 +104,9 @@ type Sender struct {
 
 // New returns a Sender for cfg; Connect makes it ready to Deliver.
 func New(cfg Config) *Sender {
+	if cfg.Jitter == nil {
+		cfg.Jitter = randomJitter
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = realClock{}
 	}

@@ -415,7 +415,7 @@ func (f *flush) answered(pts []Measurement, settled []bool, o outcome, t try) er
 func (f *flush) backoff(attempt int, o outcome) error {
 	var wait time.Duration
 	if o.retryAfter <= 0 {
-		wait = backoffDelay(attempt, randomJitter())
+		wait = backoffDelay(attempt, f.s.cfg.Jitter())
 	}
 	if f.s.clock.Now().Add(wait).After(f.sendBy) {
 		return fmt.Errorf("giving up after %d attempt(s) within retry_budget: %w", attempt+1, o.err)
