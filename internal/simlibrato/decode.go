@@ -54,6 +54,9 @@ func decode(tagged bool, body []byte) ([]libratoapi.Measurement, *libratoapi.Err
 
 // summarize is the history's copy of decoded measurements.
 func summarize(ms []libratoapi.Measurement) []Measurement {
+	if len(ms) == 0 {
+		return nil
+	}
 	out := make([]Measurement, len(ms))
 	for i := range ms {
 		m := &ms[i]

@@ -156,3 +156,40 @@ func TestPlanIsAFunctionOfItsInputs(t *testing.T) {
 		}
 	})
 }
+
+func TestQuirkSource(t *testing.T) {
+	for s, want := range map[string]bool{"1.1": true, "10.25": true, "1.": false, ".1": false, "1..1": false,
+		"1.1.1": false, "1": false, "a.1": false, "": false} {
+		if got := quirkSource(s); got != want {
+			t.Errorf("quirkSource(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func TestValid(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	old := now.Add(-2 * time.Hour).Unix()
+	tests := []struct {
+		name   string
+		rules  Rules
+		m      Measurement
+		tagged bool
+		want   bool
+	}{
+		{"legacy", Rules{}, Measurement{Name: "a", Source: "s", Value: 1}, false, true},
+		{"legacy bad name", Rules{}, Measurement{Name: "a b", Value: 1}, false, false},
+		{"legacy source all", Rules{}, Measurement{Name: "a", Source: "ALL", Value: 1}, false, false},
+		{"quirk source", Rules{QuirkSources: true}, Measurement{Name: "a", Source: "1.1", Value: 1}, false, false},
+		{"short names", Rules{MaxNameLen: 3}, Measurement{Name: "abcd", Value: 1}, false, false},
+		{"too old", Rules{PastWindow: time.Hour}, Measurement{Name: "a", Time: old, Value: 1}, false, false},
+		{"complex", Rules{}, Measurement{Name: "a", Count: 2, Sum: 3}, false, true},
+		{"tagged", Rules{}, Measurement{Name: "a", Tags: "h=x,z=y", Value: 1}, true, true},
+		{"tagged without tags", Rules{}, Measurement{Name: "a", Value: 1}, true, false},
+		{"tagged ignores sources", Rules{QuirkSources: true}, Measurement{Name: "a", Source: "1.1", Tags: "h=x", Value: 1}, true, true},
+	}
+	for _, tt := range tests {
+		if got := tt.rules.Valid(&tt.m, tt.tagged, now); got != tt.want {
+			t.Errorf("%s: Valid = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
