@@ -14,9 +14,8 @@ var (
 	errMediaType = libratoapi.RequestError(http.StatusUnsupportedMediaType, "Content-Type must be application/json")
 	errEncoding  = libratoapi.RequestError(http.StatusUnsupportedMediaType, "Content-Encoding not supported")
 	errNotFound  = libratoapi.RequestError(http.StatusNotFound, "not found")
-	errAuth      = libratoapi.RequestError(http.StatusUnauthorized, "Credentials are required to access this resource.")
+	errAuth      = libratoapi.RequestError(http.StatusUnauthorized, libratoapi.MsgCredentials)
 	errHTTPS     = libratoapi.RequestError(http.StatusForbidden, "Please use secured connection through https!")
 	errReadBody  = libratoapi.RequestError(http.StatusBadRequest, "the request body could not be read")
-	errTaggedOff = &libratoapi.Error{Status: http.StatusForbidden, Body: []byte(
-		`{"errors":["Tag based measurements are not enabled for this account. Please contact support."]}`)}
+	errTaggedOff = libratoapi.TaggedNotEnabledError()
 )

@@ -101,3 +101,16 @@ func marshal(v any) []byte {
 	}
 	return b
 }
+
+// taggedOffBody is the answer of an account without tag-based measurements.
+const taggedOffBody = `{"errors":["Tag based measurements are not enabled for this account. Please contact support."]}`
+
+// TaggedNotEnabledError is the 403 answer of /v1/measurements for an account
+// without tag-based measurements; each call returns its own copy.
+func TaggedNotEnabledError() *Error {
+	return &Error{Status: http.StatusForbidden, Body: []byte(taggedOffBody)}
+}
+
+// MsgCredentials is the message of the 401 answer to missing or wrong
+// credentials: RequestError(http.StatusUnauthorized, MsgCredentials).
+const MsgCredentials = "Credentials are required to access this resource."

@@ -177,6 +177,10 @@ func TestErrorShapes(t *testing.T) {
 		{"request escapes", RequestError(400, `quote " and <tag>`), 400, `{"errors":{"request":["quote \" and <tag>"]}}`},
 		{"legacy parse", LegacyParseError(), 400, `{"errors":{"request":["The JSON could not be parsed"]}}`},
 		{"tagged schema", TaggedSchemaError(), 400, `{"code":400,"message":"Unable to process JSON"}`},
+		{"credentials", RequestError(401, MsgCredentials), 401,
+			`{"errors":{"request":["Credentials are required to access this resource."]}}`},
+		{"tagged not enabled", TaggedNotEnabledError(), 403,
+			`{"errors":["Tag based measurements are not enabled for this account. Please contact support."]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

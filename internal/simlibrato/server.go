@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/seed-d22a899f/librato/internal/libratoapi"
 )
 
 // Paths of the two APIs.
@@ -187,22 +188,17 @@ func (s *Server) RoundTrip(req *http.Request) (*http.Response, error) {
 		return s.answer(req, op, http.StatusBadGateway, nil, []byte("foreign host"), nil)
 	}
 	if op.Authorization != s.auth {
-		return s.answer(req, op, http.StatusUnauthorized, nil,
-			[]byte(`{"errors":{"request":["Credentials are required to access this resource."]}}`), nil)
+		e := libratoapi.RequestError(http.StatusUnauthorized, libratoapi.MsgCredentials)
+		return s.answer(req, op, e.Status, nil, e.Body, nil)
+	}
+	if op.Path != LegacyPath && op.Path != TaggedPath {
+		e := libratoapi.RequestError(http.StatusNotFound, "not found")
+		return s.answer(req, op, e.Status, nil, e.Body, nil)
 	}
 
-	var problems []*fieldError
-	switch op.Path {
-	case LegacyPath:
-		op.Measurements, problems, err = decodeLegacy(body)
-	case TaggedPath:
-		op.Measurements, problems, err = decodeTagged(body)
-	default:
-		return s.answer(req, op, http.StatusNotFound, nil, []byte(`{"errors":{"request":["not found"]}}`), nil)
-	}
-	if err != nil {
-		op.Undecodable = true
-	}
+	ms, decodeErr := decode(op.Tagged, body)
+	op.Measurements = summarize(ms)
+	op.Undecodable = decodeErr != nil
 	f := Fault{Kind: Normal}
 	if plan != nil {
 		f = plan(&Request{Time: now, Tagged: op.Tagged, Path: op.Path, Body: body, Size: int(req.ContentLength),
@@ -220,7 +216,7 @@ func (s *Server) RoundTrip(req *http.Request) (*http.Response, error) {
 	case ResetBefore:
 		return nil, fmt.Errorf("read: %w", syscall.ECONNRESET)
 	case Answer, HangHeaders:
-		s.store(op, problems, f.Store, now)
+		s.store(op, ms, f.Store, now)
 		if f.Kind == HangHeaders {
 			<-req.Context().Done()
 			return nil, req.Context().Err()
@@ -228,7 +224,7 @@ func (s *Server) RoundTrip(req *http.Request) (*http.Response, error) {
 		return s.answer(req, op, f.Status, f.Header, f.Body, nil)
 	}
 
-	status, hdr, answer := s.librato(op, problems, err, now)
+	status, hdr, answer := s.librato(op, ms, decodeErr, now)
 	for k, v := range f.Header {
 		hdr[k] = v
 	}
@@ -251,75 +247,53 @@ var cut = func() chan struct{} {
 }()
 
 // librato processes the request as Librato would: stores and answers.
-func (s *Server) librato(op *Op, problems []*fieldError, decodeErr error, now time.Time) (int, http.Header, []byte) {
+func (s *Server) librato(op *Op, ms []libratoapi.Measurement, decodeErr *libratoapi.Error, now time.Time) (int, http.Header, []byte) {
 	hdr := http.Header{"Content-Type": {"application/json"}}
 	if op.Tagged && !s.cfg.Rules.TaggedEnabled {
-		return http.StatusForbidden, hdr,
-			[]byte(`{"errors":["Tag based measurements are not enabled for this account. Please contact support."]}`)
+		e := libratoapi.TaggedNotEnabledError()
+		return e.Status, hdr, e.Body
 	}
 	if decodeErr != nil {
-		if op.Tagged {
-			return http.StatusBadRequest, hdr, []byte(`{"code":400,"message":"Unable to process JSON"}`)
-		}
-		return http.StatusBadRequest, hdr, []byte(`{"errors":{"request":["Unable to parse the request body"]}}`)
+		return decodeErr.Status, hdr, decodeErr.Body
 	}
-	if len(op.Measurements) == 0 {
-		return http.StatusBadRequest, hdr, fieldErrorBody(&fieldError{"measurements", "must have at least one measurement"}, "")
-	}
-	var bad *fieldError
+	var bad *libratoapi.FieldError
 	badName := ""
 	failed := 0
-	for i := range op.Measurements {
-		fe := problems[i]
-		if fe == nil {
-			fe = s.cfg.Rules.check(&op.Measurements[i], op.Tagged, now)
-		}
-		problems[i] = fe
-		if fe != nil {
+	for i := range ms {
+		if fe := s.cfg.Rules.check(&ms[i], now); fe != nil {
 			failed++
 			if bad == nil {
-				bad, badName = fe, op.Measurements[i].Name
+				bad, badName = fe, ms[i].Name
 			}
 		}
 	}
 	if bad == nil || op.Tagged && s.cfg.Rules.TaggedPartial {
-		s.store(op, problems, StoreValid, now)
+		s.store(op, ms, StoreValid, now)
 		if !op.Tagged {
 			return http.StatusOK, hdr, nil
 		}
 		op.Failed = failed
-		return http.StatusAccepted, hdr, fmt.Appendf(nil,
-			`{"measurements":{"summary":{"total":%d,"accepted":%d,"failed":%d,"filtered":0}}}`,
-			len(op.Measurements), len(op.Measurements)-failed, failed)
+		return http.StatusAccepted, hdr, libratoapi.TaggedSummary(len(ms), len(ms)-failed, failed, 0)
 	}
-	return http.StatusBadRequest, hdr, fieldErrorBody(bad, badName)
+	e := bad.Legacy(badName)
+	if op.Tagged {
+		e = bad.Tagged(badName)
+	}
+	return e.Status, hdr, e.Body
 }
 
-// fieldErrorBody is Librato's error JSON for one field; the metric's name
-// rides along as context (a string, not an error) unless it is the field.
-func fieldErrorBody(fe *fieldError, name string) []byte {
-	params := map[string]any{fe.field: []string{fe.msg}}
-	if name != "" && fe.field != "name" {
-		params["name"] = name
-	}
-	b, err := json.Marshal(map[string]any{"errors": map[string]any{"params": params}})
-	if err != nil {
-		panic(err) // strings and maps always marshal
-	}
-	return b
-}
-
-// store records which measurements the request stored.
-func (s *Server) store(op *Op, problems []*fieldError, mode StoreMode, now time.Time) {
+// store records which measurements the request stored: those that pass
+// the rules at now, or about half of them (StorePart).
+func (s *Server) store(op *Op, ms []libratoapi.Measurement, mode StoreMode, now time.Time) {
 	if mode == StoreNone || op.Undecodable {
 		return
 	}
 	if op.Tagged && !s.cfg.Rules.TaggedEnabled {
 		return
 	}
-	stored := make([]int, 0, len(op.Measurements))
-	for i := range op.Measurements {
-		if problems[i] != nil || s.cfg.Rules.check(&op.Measurements[i], op.Tagged, now) != nil {
+	stored := make([]int, 0, len(ms))
+	for i := range ms {
+		if s.cfg.Rules.check(&ms[i], now) != nil {
 			continue
 		}
 		if mode == StorePart && i%2 == 1 {

@@ -33,7 +33,9 @@ func post(ctx context.Context, t *testing.T, s *Server, path, body string) (*htt
 }
 
 func TestLibratoAnswers(t *testing.T) {
-	now := time.Now().Unix()
+	// Each case runs in a bubble, whose clock starts here: the
+	// request_time of a "too far in the past" answer is known.
+	now := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
 	old := now - 3*3600
 	tests := []struct {
 		name   string
@@ -50,7 +52,7 @@ func TestLibratoAnswers(t *testing.T) {
 			`,"gauges":{"a":{"value":1},"b":{"value":2}}}`, 200, "", 2},
 		{"legacy too old rejects the request", Rules{PastWindow: time.Hour}, LegacyPath,
 			`{"gauges":[{"name":"a","source":"s","value":1,"measure_time":` + itoa(now) + `},{"name":"b","source":"s","value":2,"measure_time":` +
-				itoa(old) + `}]}`, 400, `{"errors":{"params":{"measure_time":["is too far in the past"],"name":"b"}}}`, 0},
+				itoa(old) + `}]}`, 400, `{"errors":{"params":{"measure_time":["is too far in the past"],"name":"b"}},"request_time":` + itoa(now) + `}`, 0},
 		{"unknown name rule", Rules{MaxNameLen: 40}, LegacyPath,
 			`{"gauges":[{"name":"` + strings.Repeat("n", 41) + `","source":"s","value":1}]}`, 400, `{"errors":{"params":{"name":["is too long"]}}}`, 0},
 		{"quirk source", Rules{QuirkSources: true}, LegacyPath, `{"gauges":[{"name":"a","source":"1.1","value":1}]}`,
@@ -65,28 +67,33 @@ func TestLibratoAnswers(t *testing.T) {
 		{"tagged partial", Rules{TaggedEnabled: true, TaggedPartial: true, MaxNameLen: 40}, TaggedPath,
 			`{"tags":{"h":"x"},"measurements":[{"name":"a","value":1},{"name":"` + strings.Repeat("n", 41) + `","value":2}]}`, 202,
 			`{"measurements":{"summary":{"total":2,"accepted":1,"failed":1,"filtered":0}}}`, 1},
+		{"legacy empty", Rules{}, LegacyPath, `{"gauges":[]}`, 400,
+			`{"errors":{"params":{"gauges":["must have at least one measurement"]}}}`, 0},
+		{"legacy unparsable", Rules{}, LegacyPath, `{"gauges":`, 400, `{"errors":{"request":["The JSON could not be parsed"]}}`, 0},
 		{"tagged without tags", Rules{TaggedEnabled: true}, TaggedPath, `{"measurements":[{"name":"a","value":1}]}`, 400,
-			`{"errors":{"params":{"name":"a","tags":["is required"]}}}`, 0},
+			`{"errors":{"name":"a","params":{"tags":["are required"]}}}`, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := New(Config{Host: host, User: user, Token: token, Rules: tt.rules})
-			resp, err := post(context.Background(), t, s, tt.path, tt.body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			body, err := io.ReadAll(resp.Body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if resp.StatusCode != tt.status || string(body) != tt.answer {
-				t.Errorf("answered %d %s, want %d %s", resp.StatusCode, body, tt.status, tt.answer)
-			}
-			op := s.History()[0]
-			if len(op.Stored) != tt.stored || !op.Complete {
-				t.Errorf("stored %v (complete %v), want %d stored and the answer read", op.Stored, op.Complete, tt.stored)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				s := New(Config{Host: host, User: user, Token: token, Rules: tt.rules})
+				resp, err := post(context.Background(), t, s, tt.path, tt.body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				body, err := io.ReadAll(resp.Body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if resp.StatusCode != tt.status || string(body) != tt.answer {
+					t.Errorf("answered %d %s, want %d %s", resp.StatusCode, body, tt.status, tt.answer)
+				}
+				op := s.History()[0]
+				if len(op.Stored) != tt.stored || !op.Complete {
+					t.Errorf("stored %v (complete %v), want %d stored and the answer read", op.Stored, op.Complete, tt.stored)
+				}
+			})
 		})
 	}
 }
@@ -148,4 +155,41 @@ func TestPlanIsAFunctionOfItsInputs(t *testing.T) {
 			t.Error("the same seed and requests drew different faults")
 		}
 	})
+}
+
+func TestQuirkSource(t *testing.T) {
+	for s, want := range map[string]bool{"1.1": true, "10.25": true, "1.": false, ".1": false, "1..1": false,
+		"1.1.1": false, "1": false, "a.1": false, "": false} {
+		if got := quirkSource(s); got != want {
+			t.Errorf("quirkSource(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func TestValid(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	old := now.Add(-2 * time.Hour).Unix()
+	tests := []struct {
+		name   string
+		rules  Rules
+		m      Measurement
+		tagged bool
+		want   bool
+	}{
+		{"legacy", Rules{}, Measurement{Name: "a", Source: "s", Value: 1}, false, true},
+		{"legacy bad name", Rules{}, Measurement{Name: "a b", Value: 1}, false, false},
+		{"legacy source all", Rules{}, Measurement{Name: "a", Source: "ALL", Value: 1}, false, false},
+		{"quirk source", Rules{QuirkSources: true}, Measurement{Name: "a", Source: "1.1", Value: 1}, false, false},
+		{"short names", Rules{MaxNameLen: 3}, Measurement{Name: "abcd", Value: 1}, false, false},
+		{"too old", Rules{PastWindow: time.Hour}, Measurement{Name: "a", Time: old, Value: 1}, false, false},
+		{"complex", Rules{}, Measurement{Name: "a", Count: 2, Sum: 3}, false, true},
+		{"tagged", Rules{}, Measurement{Name: "a", Tags: "h=x,z=y", Value: 1}, true, true},
+		{"tagged without tags", Rules{}, Measurement{Name: "a", Value: 1}, true, false},
+		{"tagged ignores sources", Rules{QuirkSources: true}, Measurement{Name: "a", Source: "1.1", Tags: "h=x", Value: 1}, true, true},
+	}
+	for _, tt := range tests {
+		if got := tt.rules.Valid(&tt.m, tt.tagged, now); got != tt.want {
+			t.Errorf("%s: Valid = %v, want %v", tt.name, got, tt.want)
+		}
+	}
 }
