@@ -275,8 +275,7 @@ func answerError(a answer, req string) error {
 		return fmt.Errorf("%s: %w", req, redirectError(a.status, a.header.Get("Location")))
 	}
 	if a.status == http.StatusUnauthorized && a.credentialsInURL {
-		return fmt.Errorf("%s answered 401, the credentials were refused: check the credentials in api_url "+
-			"(https://EMAIL:TOKEN@host/..., the account email with @ written %%40, and the API token) (%s)", req, text)
+		return fmt.Errorf("%s answered 401, %s (%s)", req, delivery.AdviceCredentialsInURL, text)
 	}
 	if advice := delivery.Advice(a.status, a.body); advice != "" {
 		return fmt.Errorf("%s answered %d, %s (%s)", req, a.status, advice, text)

@@ -254,3 +254,36 @@ func TestCheck401CredentialsInURL(t *testing.T) {
 	require.NotContains(t, err.Error(), "api_user")
 	require.NotContains(t, err.Error(), "wr0ng-t0ken")
 }
+
+// A flush's 401 says the same as -check's when the credentials are in
+// api_url; with api_user and api_token set, it names those.
+func TestWrite401NamesWhereTheCredentialsAre(t *testing.T) {
+	metrics, _ := workload(3)
+	for _, tc := range []struct {
+		name, want, not string
+		inURL           bool
+	}{
+		{"in api_url", "check the credentials in api_url", "api_user", true},
+		{"in api_user and api_token", "check api_user", "in api_url", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := newFake(t, fakelibrato.Options{})
+			l := unstarted()
+			l.APIURL = fake.LegacyURL()
+			l.APIToken = config.NewSecret([]byte("wr0ng-t0ken"))
+			if tc.inURL {
+				l.APIUser, l.APIToken = config.Secret{}, config.Secret{}
+				l.APIURL = strings.Replace(fake.LegacyURL(), "http://", "http://ops%40example.com:wr0ng-t0ken@", 1)
+			}
+			require.NoError(t, l.Init())
+			require.NoError(t, l.Connect())
+			t.Cleanup(func() { require.NoError(t, l.Close()) })
+
+			err := l.Write(metrics)
+			require.ErrorContains(t, err, "401")
+			require.ErrorContains(t, err, tc.want)
+			require.NotContains(t, err.Error(), tc.not)
+			require.NotContains(t, err.Error(), "wr0ng-t0ken")
+		})
+	}
+}

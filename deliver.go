@@ -54,6 +54,8 @@ type senderConfig struct {
 	clock delivery.Clock
 	// jitter, when set, replaces the back-off's random source.
 	jitter func() float64
+	// credentialsInURL: api_user and api_token came from api_url.
+	credentialsInURL bool
 }
 
 // sender is the plugin's handle on the delivery core.
@@ -85,6 +87,7 @@ func newSender(cfg senderConfig, st *stats, log telegraf.Logger) *sender {
 		ControlSource:          cfg.controlSource,
 		Clock:                  cfg.clock,
 		Jitter:                 cfg.jitter,
+		CredentialsInURL:       cfg.credentialsInURL,
 		Log:                    log,
 		Stats:                  st.delivery(),
 	})

@@ -182,6 +182,7 @@ func (l *Librato) senderConfig(eps endpoints) senderConfig {
 		controlSource:          l.DefaultSource,
 		clock:                  l.clock,
 		jitter:                 l.jitter,
+		credentialsInURL:       l.credentialsInURL,
 	}
 }
 

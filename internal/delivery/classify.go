@@ -190,6 +190,11 @@ func settingError(status int, body []byte, tagged bool) error {
 	return fmt.Errorf("librato answered %d (%s): %s", status, Advice(status, body), Excerpt(body))
 }
 
+// AdviceCredentialsInURL is the 401 advice when the credentials came from
+// api_url, for delivery errors and the credential check alike.
+const AdviceCredentialsInURL = "the credentials were refused: check the credentials in api_url " +
+	"(https://EMAIL:TOKEN@host/..., the account email with @ written %40, and the API token)"
+
 // Advice names the setting behind an answer that is not Librato taking the
 // data, for delivery errors and the credential check alike; "" when no
 // setting explains it (a success, a server error, Librato's own 400).

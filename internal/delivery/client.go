@@ -96,6 +96,9 @@ func (s *Sender) post(ctx context.Context, r *Credentials, ep Endpoint, body *pa
 		cut = fmt.Errorf("the answer is longer than the %d bytes read", MaxResponseRead)
 	}
 	o := unfinished(classify(resp.StatusCode, resp.Header, text, ep.Tagged, now), cut)
+	if o.status == http.StatusUnauthorized && s.cfg.CredentialsInURL {
+		o.err = fmt.Errorf("librato answered 401 (%s): %s", AdviceCredentialsInURL, Excerpt(text))
+	}
 	o.url, o.measurements, o.sent, o.answered = ep.URL, n, sent, seq.Add(1)
 	// The reason is decoded JSON: \u-escaped secrets are plain text now.
 	o.reason = string(r.Redact([]byte(o.reason)))

@@ -58,6 +58,9 @@ type Config struct {
 	// (default_source); empty means "telegraf-librato".
 	ControlSource string
 	Clock         Clock
+	// CredentialsInURL: api_user and api_token came from api_url, so a 401
+	// names api_url (AdviceCredentialsInURL) rather than those options.
+	CredentialsInURL bool
 	// Jitter draws the random half of each back-off, in [0, 1); nil is
 	// math/rand. A simulation seeds it so a seed replays its waits.
 	Jitter func() float64
