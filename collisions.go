@@ -19,6 +19,8 @@ const (
 	maxQuietRuns = 4096
 	// maxSuggestions bounds the templates a warning proposes.
 	maxSuggestions = 3
+	// maxCombined bounds the entries of a combined templates suggestion.
+	maxCombined = 8
 )
 
 // collisionFinder counts the measurements of a flush that Librato stores as
@@ -443,18 +445,27 @@ func (f *collisionFinder) explain(metrics []telegraf.Metric, tagged bool, conv *
 			}
 		}
 	}
-	f.warn(tagged)
+	var tmpls *sourceTemplates
+	if conv != nil { // tests count collisions without a converter
+		tmpls = conv.templates
+	}
+	f.warn(tagged, tmpls)
 }
 
 // warn logs the queued collisions, one line for the names that collide the
 // same way (the fields of one input, say).
-func (f *collisionFinder) warn(tagged bool) {
+func (f *collisionFinder) warn(tagged bool, tmpls *sourceTemplates) {
 	type line struct {
 		where, advice string
 		names         []string
 	}
 	var lines []*line
 	byText := make(map[string]*line)
+	advices := make([]advice, len(f.pending))
+	for i := range f.pending {
+		advices[i] = f.advice(&f.pending[i], tagged, tmpls)
+	}
+	combined := combineTemplates(advices)
 	for i := range f.pending {
 		g := &f.pending[i]
 		where := fmt.Sprintf("at %d with source %q", g.time, g.key)
@@ -467,7 +478,7 @@ func (f *collisionFinder) warn(tagged bool) {
 		case n > 1:
 			where += fmt.Sprintf(" from %d metrics", n)
 		}
-		advice := f.advice(g, tagged)
+		advice := advices[i].text(combined)
 		l := byText[where+advice]
 		if l == nil {
 			l = &line{where: where, advice: advice}
@@ -501,21 +512,77 @@ func quoteNames(names []string) string {
 	return strings.Join(q, ", ")
 }
 
-// advice names what would tell the colliding metrics apart.
-func (f *collisionFinder) advice(g *collision, tagged bool) string {
+// advice is what would tell the colliding metrics of one collision apart:
+// a sentence, or the tags whose place in the source would do it.
+type advice struct {
+	sentence string
+	// With templates: the collision's differing tags, its measurement and
+	// the templates that would add a tag to its source.
+	differ      string
+	measurement string
+	templates   []string
+}
+
+// text is the advice as the warning says it. combined, when not empty, is
+// one templates setting for every measurement of the flush's warnings: a
+// template per warning would each change every other metric's source, and
+// they cannot all be set.
+func (a advice) text(combined string) string {
+	switch {
+	case len(a.templates) == 0:
+		return a.sentence
+	case combined != "":
+		return fmt.Sprintf(`%s: add one to the source; one setting does it for every measurement warned about now, `+
+			`leaving other metrics' sources as they are (%s), or use api = "tagged".`, a.differ, combined)
+	}
+	quoted := make([]string, len(a.templates))
+	for i, t := range a.templates {
+		quoted[i] = fmt.Sprintf("template = %q", t)
+	}
+	return fmt.Sprintf(`%s: add one to the source (%s), or use api = "tagged".`, a.differ, strings.Join(quoted, " or "))
+}
+
+// combineTemplates returns a templates setting with the first suggested
+// template of each measurement, when more than one measurement needs one;
+// otherwise "".
+func combineTemplates(advices []advice) string {
+	entries := make([]string, 0, len(advices))
+	seen := make([]string, 0, len(advices))
+	for _, a := range advices {
+		if len(a.templates) == 0 || slices.Contains(seen, a.measurement) {
+			continue
+		}
+		seen = append(seen, a.measurement)
+		entries = append(entries, fmt.Sprintf("%q", a.measurement+" "+a.templates[0]))
+	}
+	if len(entries) < 2 {
+		return ""
+	}
+	slices.Sort(entries)
+	if len(entries) > maxCombined {
+		return fmt.Sprintf("templates = [%s, ...] with entries like these for %d more measurements",
+			strings.Join(entries[:maxCombined], ", "), len(entries)-maxCombined)
+	}
+	return "templates = [" + strings.Join(entries, ", ") + "]"
+}
+
+// advice names what would tell the colliding metrics apart. tmpls gives the
+// template each measurement's source came from.
+func (f *collisionFinder) advice(g *collision, tagged bool, tmpls *sourceTemplates) advice {
 	if len(g.culprits) < 2 {
-		return `Set a template that tells them apart, or use api = "tagged".`
+		return advice{sentence: `Set a template that tells them apart, or use api = "tagged".`}
 	}
 	spreads := tagSpreads(g.culprits, false)
 	if len(spreads) == 0 {
 		for _, c := range g.culprits[1:] {
 			if c.measurement != g.culprits[0].measurement {
-				return fmt.Sprintf("They come from measurements %q and %q, whose names Librato takes for one (once sanitised, case aside): rename one.",
-					g.culprits[0].measurement, c.measurement)
+				return advice{sentence: fmt.Sprintf(
+					"They come from measurements %q and %q, whose names Librato takes for one (once sanitised, case aside): rename one.",
+					g.culprits[0].measurement, c.measurement)}
 			}
 		}
-		return "Their tags are identical: the same metric was sent more than once for one second " +
-			"(a duplicated input, an interval under 1s, or a timestamp that does not change)."
+		return advice{sentence: "Their tags are identical: the same metric was sent more than once for one second " +
+			"(a duplicated input, an interval under 1s, or a timestamp that does not change)."}
 	}
 	keys := make([]string, len(spreads))
 	for i, s := range spreads {
@@ -524,29 +591,34 @@ func (f *collisionFinder) advice(g *collision, tagged bool) string {
 	if len(tagSpreads(g.culprits, true)) == 0 {
 		// Neither a template nor the tagged API helps: Librato compares
 		// sources and names regardless of case and lower-cases tags.
-		return fmt.Sprintf("They differ only in the case of tag(s) %s, which Librato ignores: make them differ in more than case.",
-			strings.Join(keys, ", "))
+		return advice{sentence: fmt.Sprintf("They differ only in the case of tag(s) %s, which Librato ignores: make them differ in more than case.",
+			strings.Join(keys, ", "))}
 	}
 	differ := "They differ in tag(s) " + strings.Join(keys, ", ")
 	switch {
 	case tagged:
-		return differ + `, which are not sent (tags_include, tags_exclude, the limit of 50 tags) or become equal once sanitised.`
+		return advice{sentence: differ + `, which are not sent (tags_include, tags_exclude, the limit of 50 tags) or become equal once sanitised.`}
 	case f.overrideTag != "" && g.overrideUsed(f.overrideTag):
-		return fmt.Sprintf(`%s: give them distinct %q values, or use api = "tagged".`, differ, f.overrideTag)
+		return advice{sentence: fmt.Sprintf(`%s: give them distinct %q values, or use api = "tagged".`, differ, f.overrideTag)}
 	}
-	var templates []string
+	measurement := g.culprits[0].measurement
+	template := f.template
+	if tmpls != nil {
+		template = tmpls.forMeasurement(measurement)
+	}
+	a := advice{differ: differ, measurement: measurement}
 	for _, s := range spreads {
-		if s.distinct < spreads[0].distinct || len(templates) == maxSuggestions {
+		if s.distinct < spreads[0].distinct || len(a.templates) == maxSuggestions {
 			break
 		}
-		if !templateHas(f.template, s.key) {
-			templates = append(templates, fmt.Sprintf("template = %q", f.template+"."+s.key))
+		if !templateHas(template, s.key) {
+			a.templates = append(a.templates, template+"."+s.key)
 		}
 	}
-	if len(templates) == 0 {
-		return differ + `, which the template uses but sanitising makes equal: use api = "tagged".`
+	if len(a.templates) == 0 {
+		a.sentence = differ + `, which the template uses but sanitising makes equal: use api = "tagged".`
 	}
-	return fmt.Sprintf(`%s: add one to the source (%s), or use api = "tagged".`, differ, strings.Join(templates, " or "))
+	return a
 }
 
 func (g *collision) overrideUsed(tag string) bool {

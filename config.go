@@ -214,7 +214,10 @@ func (l *Librato) resolveTemplate() error {
 	if l.Template == "" {
 		l.Template = defaultTemplate
 	}
-	return nil
+	// Parsed here too, so that Init and -check refuse a bad entry before
+	// the first flush builds a converter.
+	_, err := newSourceTemplates(l.Template, l.Templates)
+	return err
 }
 
 // checkLimits validates the delivery options and fills in max_retry_after

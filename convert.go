@@ -26,6 +26,7 @@ const (
 type converterConfig struct {
 	tagged            bool
 	template          string
+	templates         []string // "<filter> <template>" entries over template
 	sourceOverrideTag string
 	defaultSource     string
 	tagsInclude       []string
@@ -51,6 +52,7 @@ type (
 type converter struct {
 	cfg       converterConfig
 	tagFilter filter.Filter
+	templates *sourceTemplates
 	extraTags [][2]string
 	log       telegraf.Logger
 	stats     *stats
@@ -71,6 +73,11 @@ func newConverter(cfg converterConfig, st *stats, log telegraf.Logger) (*convert
 	c := &converter{cfg: cfg, log: log, stats: st}
 	c.names.startOver()
 	c.series.startOver()
+	t, err := newSourceTemplates(cfg.template, cfg.templates)
+	if err != nil {
+		return nil, err
+	}
+	c.templates = t
 	if len(cfg.tagsInclude) > 0 || len(cfg.tagsExclude) > 0 {
 		f, err := filter.NewIncludeExcludeFilter(cfg.tagsInclude, cfg.tagsExclude)
 		if err != nil {
@@ -241,14 +248,22 @@ func (c *converter) seriesFor(m telegraf.Metric) *series {
 	for _, t := range tags {
 		size += len(t.Key) + len(t.Value) + 2*binary.MaxVarintLen64
 	}
-	if size > maxCachedEntryBytes {
-		return c.newSeries(m) // would not be cached: skip copying the key
+	// A legacy source depends on the measurement's template too: the key
+	// starts with its index, so internal_write and cpu of one host, cached
+	// apart, each keep the source of their own template.
+	tmpl := 0
+	if !c.cfg.tagged {
+		tmpl = c.templates.choose(m.Name())
 	}
-	c.key = appendTagSetKey(c.key[:0], tags)
+	if size > maxCachedEntryBytes {
+		return c.newSeries(m, tmpl) // would not be cached: skip copying the key
+	}
+	c.key = binary.AppendUvarint(c.key[:0], uint64(tmpl))
+	c.key = appendTagSetKey(c.key, tags)
 	if s, ok := c.series.get(c.key); ok {
 		return s
 	}
-	s := c.newSeries(m)
+	s := c.newSeries(m, tmpl)
 	c.series.remember(c.key, s)
 	return s
 }
@@ -256,8 +271,8 @@ func (c *converter) seriesFor(m telegraf.Metric) *series {
 // newSeries makes the series of the metric's tag set: its identity for the
 // screens (a tagged series gets it from taggedSeries, which has the tag
 // pairs) and its TagSet for the ledger.
-func (c *converter) newSeries(m telegraf.Metric) *series {
-	s := c.buildSeries(m)
+func (c *converter) newSeries(m telegraf.Metric, tmpl int) *series {
+	s := c.buildSeries(m, c.templates.texts[tmpl])
 	if s.Problem == "" && !c.cfg.tagged {
 		s.Identity = foldHash(s.Source) // Librato merges WEB1 and web1
 	}
@@ -296,7 +311,7 @@ func tagSetHash(seed maphash.Seed, tags []*telegraf.Tag) uint64 {
 	return h.Sum64()
 }
 
-func (c *converter) buildSeries(m telegraf.Metric) *series {
+func (c *converter) buildSeries(m telegraf.Metric, template string) *series {
 	override, hasOverride := "", false
 	if c.cfg.sourceOverrideTag != "" {
 		override, hasOverride = m.GetTag(c.cfg.sourceOverrideTag)
@@ -311,8 +326,8 @@ func (c *converter) buildSeries(m telegraf.Metric) *series {
 	if c.cfg.sourceOverrideTag != "" {
 		delete(tags, c.cfg.sourceOverrideTag)
 	}
-	bucket := graphite.InsertField(graphite.SerializeBucketName("", tags, c.cfg.template, ""), "value")
-	return c.legacySeries(sanitizeName(bucket), fmt.Sprintf("template %q", c.cfg.template))
+	bucket := graphite.InsertField(graphite.SerializeBucketName("", tags, template, ""), "value")
+	return c.legacySeries(sanitizeName(bucket), fmt.Sprintf("template %q", template))
 }
 
 func (c *converter) legacySeries(source, origin string) *series {

@@ -33,10 +33,11 @@ type Librato struct {
 	APIURL   string        `toml:"api_url"`
 	API      string        `toml:"api"`
 
-	Template          string `toml:"template"`
-	SourceTag         string `toml:"source_tag" deprecated:"1.0.0;2.0.0;use 'template' instead"`
-	SourceOverrideTag string `toml:"source_override_tag"`
-	DefaultSource     string `toml:"default_source"`
+	Template          string   `toml:"template"`
+	Templates         []string `toml:"templates"`
+	SourceTag         string   `toml:"source_tag" deprecated:"1.0.0;2.0.0;use 'template' instead"`
+	SourceOverrideTag string   `toml:"source_override_tag"`
+	DefaultSource     string   `toml:"default_source"`
 
 	TagsInclude []string          `toml:"tags_include"`
 	TagsExclude []string          `toml:"tags_exclude"`
@@ -154,6 +155,7 @@ func (l *Librato) converterConfig(tagged bool) converterConfig {
 	return converterConfig{
 		tagged:            tagged,
 		template:          l.Template,
+		templates:         l.Templates,
 		sourceOverrideTag: l.SourceOverrideTag,
 		defaultSource:     l.DefaultSource,
 		tagsInclude:       l.TagsInclude,
