@@ -110,7 +110,7 @@ type checker struct {
 	byURL map[string][]*simlibrato.Op
 	// acked: when a series was first stored with a 2xx the client got,
 	// by Librato's (case-insensitive) key and by the exact spelling.
-	acked, ackedExact map[string]time.Time
+	acked, ackedExact map[string][]time.Time
 }
 
 func (c *checker) failf(kind, format string, args ...any) {
@@ -119,8 +119,8 @@ func (c *checker) failf(kind, format string, args ...any) {
 
 // index maps the requests' measurements back to the generated ones.
 func (c *checker) index() {
-	c.acked = make(map[string]time.Time)
-	c.ackedExact = make(map[string]time.Time)
+	c.acked = make(map[string][]time.Time)
+	c.ackedExact = make(map[string][]time.Time)
 	for _, op := range c.run.ops {
 		key := strconv.Itoa(op.Write) + " " + op.Host + op.Path
 		c.byURL[key] = append(c.byURL[key], op)
@@ -140,11 +140,11 @@ func (c *checker) index() {
 			}
 			c.seen[t.id] = append(c.seen[t.id], sighting{op, stored})
 			if stored && op.Confirmed() {
-				for k, acked := range map[string]map[string]time.Time{seriesKey(t): c.acked, t.name + "\x00" + t.host: c.ackedExact} {
-					if at, ok := acked[k]; !ok || op.AnsweredAt.Before(at) {
-						acked[k] = op.AnsweredAt
-					}
-				}
+				// Series are per API: a legacy source and a tag set are
+				// different series in Librato, whatever their spelling.
+				c.acked[op.Path+" "+seriesKey(t)] = append(c.acked[op.Path+" "+seriesKey(t)], op.AnsweredAt)
+				exact := op.Path + " " + t.name + "\x00" + t.host
+				c.ackedExact[exact] = append(c.ackedExact[exact], op.AnsweredAt)
 			}
 		}
 	}
@@ -234,19 +234,7 @@ func (c *checker) unsent(t *truth, sights []sighting) {
 	case cfg.maxNewSeries > 0:
 		c.stats.guardDrops++
 		last := c.writeOf(t.writes[len(t.writes)-1])
-		born := c.instanceStart(last.instance)
-		if at, ok := c.ackedExact[t.name+"\x00"+t.host]; ok && at.Before(born) {
-			// Acknowledged to an earlier instance: a restart forgets what
-			// was sent, and the guard's warm-up takes as known only the
-			// series sent within its period (README, "Series guard").
-			c.stats.guardDropsAfterRestart++
-		} else if ok && at.Before(last.start) {
-			c.failf("series-limit-known", "%s never sent: its series was stored and acknowledged at %s, before Write %d began",
-				c.describe(t), at.Format(time.TimeOnly), last.n)
-		} else if at, ok := c.acked[seriesKey(t)]; ok && at.Before(last.start) {
-			c.failf("series-limit-case", "%s never sent: Librato had stored and acknowledged its series, spelt in another case, at %s, "+
-				"before Write %d began", c.describe(t), at.Format(time.TimeOnly), last.n)
-		}
+		c.judgeGuardDrop(t, last)
 	case t.tagless && cfg.api == apiAuto:
 		c.failf("auto-no-tags", "%s never sent: tagless with default_source on a legacy-only account", c.describe(t))
 	case len(sights) > 0:
@@ -412,6 +400,52 @@ func credentialForms() []string {
 			strings.ReplaceAll(s, "/", `\/`))
 	}
 	return forms
+}
+
+// judgeGuardDrop: a measurement the series guard dropped (it never reached a
+// request) must not belong to a series Librato had already stored and
+// acknowledged to this plugin instance, on the API the Write used.
+func (c *checker) judgeGuardDrop(t *truth, last simWrite) {
+	born := c.instanceStart(last.instance)
+	for _, path := range c.pathsOf(last) {
+		exact := c.ackedExact[path+" "+t.name+"\x00"+t.host]
+		folded := c.acked[path+" "+seriesKey(t)]
+		switch {
+		case ackedWithin(exact, born, last.start):
+			c.failf("series-limit-known", "%s never sent: its series was stored and acknowledged to this plugin instance "+
+				"before Write %d began", c.describe(t), last.n)
+		case ackedWithin(folded, born, last.start):
+			c.failf("series-limit-case", "%s never sent: Librato had stored and acknowledged its series, spelt in another case, "+
+				"to this plugin instance before Write %d began", c.describe(t), last.n)
+		case ackedWithin(folded, time.Time{}, born):
+			// Acknowledged to an earlier instance only: a restart forgets
+			// what was sent, and the guard's warm-up takes as known only the
+			// series sent within its period (README, "Series guard").
+			c.stats.guardDropsAfterRestart++
+		}
+	}
+}
+
+// ackedWithin reports whether an acknowledgement time falls in [from, to).
+func ackedWithin(times []time.Time, from, to time.Time) bool {
+	return slices.ContainsFunc(times, func(at time.Time) bool { return !at.Before(from) && at.Before(to) })
+}
+
+// pathsOf is the API a Write sent to: its requests' path, or the one api
+// fixes. An api = "auto" Write that sent nothing tells none.
+func (c *checker) pathsOf(w simWrite) []string {
+	for _, op := range c.run.ops {
+		if op.Write == w.n {
+			return []string{op.Path}
+		}
+	}
+	switch c.run.cfg.api {
+	case apiLegacy:
+		return []string{simlibrato.LegacyPath}
+	case apiTagged:
+		return []string{simlibrato.TaggedPath}
+	}
+	return nil
 }
 
 // instanceStart is when the plugin instance began: its first Write.
