@@ -96,7 +96,8 @@ a later value for the same one replaces the earlier, and is marked "merged".
 func (p *servePrinter) footer() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fmt.Fprintf(p.w, "Stopped after %d requests: %d measurements arrived, %d values stored, %d merged into existing values; %d requests rejected; %d -check probes.\n",
+	fmt.Fprintf(p.w, "Stopped after %d requests: %d measurements arrived, %d values stored, "+
+		"%d merged into existing values; %d requests rejected; %d -check probes.\n",
 		p.requests, p.arrived, p.stored, p.merged, p.rejected, p.probes)
 }
 
@@ -163,7 +164,7 @@ func trimLines(s string) string {
 // into a value already held. Series older than the API accepts are
 // forgotten: nothing can merge into them any more.
 func (p *servePrinter) mark(e fakelibrato.Event) []row {
-	var rows []row
+	rows := make([]row, 0, len(e.Gauges)+len(e.Counters)+len(e.Measurements))
 	for _, g := range append(append([]fakelibrato.Gauge(nil), e.Gauges...), e.Counters...) {
 		r := legacyRow(g)
 		r.merged = p.series.Add(g.SeriesKey(), g.MeasureTime)
@@ -223,7 +224,8 @@ func rejection(e fakelibrato.Event) string {
 	case http.StatusNotFound:
 		// A proxy may put the API under a prefix (…/api/v1/metrics); this
 		// server has none, so the hint names the paths it has.
-		return fmt.Sprintf("%s (no API at %s here: this server's API is at /v1/metrics, and /v1/measurements for api = \"tagged\", as printed above)", answer, e.Path)
+		return fmt.Sprintf("%s (no API at %s here: this server's API is at /v1/metrics, "+
+			"and /v1/measurements for api = \"tagged\", as printed above)", answer, e.Path)
 	}
 	return answer
 }

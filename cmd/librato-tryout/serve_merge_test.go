@@ -45,12 +45,14 @@ func TestServePrinterMergesAsLibrato(t *testing.T) {
 	p.footer()
 
 	got := out.String()
-	require.Contains(t, got, "10:00:00 POST /v1/metrics -> 200: 7 arrived, 2 stored, 5 merged into existing values (same name, source and second: the last one is kept)\n")
+	require.Contains(t, got, "10:00:00 POST /v1/metrics -> 200: 7 arrived, 2 stored, 5 merged into existing values "+
+		"(same name, source and second: the last one is kept)\n")
 	require.Contains(t, got, "  disk.free  vm     0  2026-05-04T10:00:00Z\n")
 	require.Contains(t, got, "  disk.free  vm     5  2026-05-04T10:00:00Z  merged: replaces an earlier value\n")
 	require.Equal(t, 5+1, strings.Count(got, "merged: replaces an earlier value"))
 	require.Contains(t, got, "-> 200: 2 arrived, 1 stored, 1 merged into existing values")
-	require.Contains(t, got, "Stopped after 2 requests: 9 measurements arrived, 3 values stored, 6 merged into existing values; 0 requests rejected; 0 -check probes.\n")
+	require.Contains(t, got, "Stopped after 2 requests: 9 measurements arrived, 3 values stored, "+
+		"6 merged into existing values; 0 requests rejected; 0 -check probes.\n")
 }
 
 // Tagged values merge by name, tag set and second; another tag set is
@@ -101,9 +103,11 @@ func TestServePrinterCheckProbes(t *testing.T) {
 	got := out.String()
 	require.Contains(t, got, "GET /v1/metrics -> -check probe (stores nothing): 200: the credentials are accepted\n")
 	require.Contains(t, got, "POST /v1/measurements -> -check probe (stores nothing): 400 as expected: the token may record\n")
-	require.Contains(t, got, "POST /v1/measurements -> -check probe (stores nothing): 403 as a legacy-only account answers: no tag-based measurements\n")
+	require.Contains(t, got, "POST /v1/measurements -> -check probe (stores nothing): "+
+		"403 as a legacy-only account answers: no tag-based measurements\n")
 	require.Contains(t, got, "POST /v1/metrics -> 400 REJECTED: ")
-	require.Contains(t, got, "Stopped after 4 requests: 0 measurements arrived, 0 values stored, 0 merged into existing values; 1 requests rejected; 3 -check probes.")
+	require.Contains(t, got, "Stopped after 4 requests: 0 measurements arrived, 0 values stored, "+
+		"0 merged into existing values; 1 requests rejected; 3 -check probes.")
 }
 
 // With a proxy's path prefix in api_url, the 404 hint names the path the
@@ -117,11 +121,11 @@ func TestServeRejection404NamesThePath(t *testing.T) {
 
 // startServe runs -serve with args in the background until the test ends
 // and returns its address and output.
-func startServe(t *testing.T, args ...string) (addr string, stdout *lockedBuffer, stop func() string) {
+func startServe(t *testing.T, args ...string) (string, *lockedBuffer, func() string) {
 	t.Helper()
-	addr = freeAddr(t)
+	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(t.Context())
-	stdout = &lockedBuffer{}
+	stdout := &lockedBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, append([]string{"-serve", addr}, args...), stdout, stdout) }()
 	t.Cleanup(cancel)

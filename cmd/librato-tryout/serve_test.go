@@ -61,7 +61,8 @@ func TestServe(t *testing.T) {
 	out := stdout.String()
 	require.Regexp(t, `POST /v1/metrics -> 200: 1 stored\n  cpu\.usage_idle  web01  98\.5  `+now.UTC().Format(time.RFC3339), out)
 	require.Regexp(t, `POST /v1/metrics -> 400 REJECTED: \{"errors":\{"params":\{"measure_time":\["is too far in the past"\]`, out)
-	require.Regexp(t, `Stopped after \d+ requests: 1 measurements arrived, 1 values stored, 0 merged into existing values; \d+ requests rejected; 0 -check probes\.`, out)
+	require.Regexp(t, `Stopped after \d+ requests: 1 measurements arrived, 1 values stored, `+
+		`0 merged into existing values; \d+ requests rejected; 0 -check probes\.`, out)
 	require.Empty(t, stderr.String())
 }
 

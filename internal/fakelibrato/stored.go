@@ -53,7 +53,7 @@ func (s *Server) StoredMeasurements() []Measurement {
 
 func lastPerKey[T any](arrived []T, key func(T) string) []T {
 	at := make(map[string]int, len(arrived))
-	var out []T
+	out := make([]T, 0, len(arrived))
 	for _, v := range arrived {
 		k := key(v)
 		if i, ok := at[k]; ok {

@@ -38,13 +38,13 @@ func TestStoredViewsMergeAsLibrato(t *testing.T) {
 	require.Equal(t, 2, s.CountGauge("disk.free", "vm", 1700000000))
 	stored := s.StoredGauges()
 	require.Len(t, stored, 2)
-	require.Equal(t, 4.0, stored[0].Value, "the last value of the series wins")
+	require.InDelta(t, 4.0, stored[0].Value, 0, "the last value of the series wins")
 	require.Equal(t, "web", stored[1].Source)
 
 	require.Len(t, s.Measurements(), 3)
 	ms := s.StoredMeasurements()
 	require.Len(t, ms, 2)
-	require.Equal(t, 2.0, ms[0].Value)
+	require.InDelta(t, 2.0, ms[0].Value, 0)
 }
 
 func TestSeriesAddAndForget(t *testing.T) {
