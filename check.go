@@ -33,6 +33,11 @@ var (
 	emptyLegacy = []byte(`{"gauges":[]}`)
 )
 
+// CheckUserAgentSuffix ends the User-Agent of the check's requests, so that
+// a server log (librato-tryout -serve's, or a proxy's) can tell the check's
+// empty probes, answered 400 by design, from a flush that was rejected.
+const CheckUserAgentSuffix = " (credential check)"
+
 // Check makes read-only and empty requests to the configured API and returns
 // one line saying that the credentials work, with the account's API mode,
 // or an error naming the setting to fix. It needs Init; the secrets never
@@ -201,6 +206,7 @@ func (c *credCheck) do(ctx context.Context, method, u string, body []byte) (answ
 		return answer{}, fmt.Errorf("creating request: %w", err)
 	}
 	c.s.core.SetRequestHeaders(req.Header, c.auth, body != nil, false)
+	req.Header.Set("User-Agent", req.Header.Get("User-Agent")+CheckUserAgentSuffix)
 	resp, err := c.s.client().Do(req)
 	if err != nil {
 		return answer{}, transportError(err, req.URL, c.proxyFor(req), c.s.cfg.timeout)

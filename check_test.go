@@ -287,3 +287,19 @@ func TestWrite401NamesWhereTheCredentialsAre(t *testing.T) {
 		})
 	}
 }
+
+// The check's requests end their User-Agent with CheckUserAgentSuffix, so
+// that -serve's log can say they are probes that store nothing; a flush's
+// requests do not.
+func TestCheckRequestsCarryTheCheckUserAgent(t *testing.T) {
+	fake := newFake(t, fakelibrato.Options{})
+	l := newPlugin(t, fake.URL(), func(l *Librato) { l.API = apiAuto })
+	_, err := l.Check(context.Background())
+	require.NoError(t, err)
+	reqs := fake.Requests()
+	require.NotEmpty(t, reqs)
+	for _, r := range reqs {
+		require.True(t, strings.HasSuffix(r.Header.Get("User-Agent"), CheckUserAgentSuffix), "%s %s: %q", r.Method, r.Path, r.Header.Get("User-Agent"))
+		require.True(t, strings.HasPrefix(r.Header.Get("User-Agent"), "telegraf-output-librato/"))
+	}
+}

@@ -5,7 +5,7 @@
 //	                            [-summaries] [-debug] [-template TEMPLATE]
 //	                            [-config FILE | -toml 'TOML lines']
 //	                            [-input FILE.lp]
-//	go run ./cmd/librato-tryout -serve 127.0.0.1:8085 [-user U] [-token T]
+//	go run ./cmd/librato-tryout -serve 127.0.0.1:8085 [-user U] [-token T] [-legacy-account]
 //	go run ./cmd/librato-tryout -check -config FILE
 //
 // It starts a fake Librato API on 127.0.0.1 with random credentials, loads an
@@ -92,7 +92,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.api, "api", "legacy",
 		"Librato API: legacy (sources, /v1/metrics), tagged (tags, /v1/measurements) or auto (tags unless the account has none)")
 	fs.BoolVar(&o.legacyAccount, "legacy-account", false,
-		"the fake account has no tag-based measurements, as older Librato accounts: -api auto falls back to legacy")
+		"the fake account has no tag-based measurements, as older Librato accounts: -api auto falls back to legacy (also with -serve)")
 	fs.StringVar(&o.template, "template", "", "source `template` over the metric's tags (plugin default: \"host\")")
 	fs.StringVar(&o.configFile, "config", "", "an [[outputs.librato]] `file`, as for -check: its settings are tried with api_url, api_user\n"+
 		"and api_token replaced by the fake API's (flags given override it). For compatibility, a value that\n"+
@@ -156,9 +156,11 @@ func (o *options) configMeaning(stderr io.Writer) error {
 // try-out only drives the plugin.
 func checkModeFlags(fs *flag.FlagSet, serving bool) error {
 	serveOnly := map[string]bool{"user": true, "token": true}
+	// Both modes answer as a legacy-only account with -legacy-account.
+	either := map[string]bool{"serve": true, "legacy-account": true}
 	var wrong []string
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name != "serve" && serveOnly[f.Name] != serving {
+		if !either[f.Name] && serveOnly[f.Name] != serving {
 			wrong = append(wrong, "-"+f.Name)
 		}
 	})

@@ -184,7 +184,7 @@ func TestRunRejectsBadInput(t *testing.T) {
 	}{
 		{"unknown api", []string{"-api", "v2"}, errUsage},
 		{"-toml with a -config file", []string{"-config", "main.go", "-toml", "debug = true"}, errUsage},
-		{"-legacy-account with -serve", []string{"-serve", "127.0.0.1:0", "-legacy-account"}, errUsage},
+		{"-summaries with -serve", []string{"-serve", "127.0.0.1:0", "-summaries"}, errUsage},
 		{"unknown flag", []string{"-nope"}, errUsage},
 		{"stray argument", []string{"metrics.lp"}, errUsage},
 		{"missing input", []string{"-input", "does-not-exist.lp"}, os.ErrNotExist},

@@ -24,19 +24,26 @@ const maxShownLen = 48
 type row struct {
 	name, series, value string
 	time                int64
+	// merged: Librato keeps one value per series and second, and this one
+	// replaced an earlier value of its series and second.
+	merged bool
 }
 
 // legacyRows lists what the fake stored for /v1/metrics.
 func legacyRows(gauges []fakelibrato.Gauge) []row {
 	rows := make([]row, 0, len(gauges))
 	for _, g := range gauges {
-		value := formatFloat(g.Value)
-		if g.Count > 0 {
-			value = legacySummary(g)
-		}
-		rows = append(rows, row{name: g.Name, series: g.Source, value: value, time: g.MeasureTime})
+		rows = append(rows, legacyRow(g))
 	}
 	return sortRows(rows)
+}
+
+func legacyRow(g fakelibrato.Gauge) row {
+	value := formatFloat(g.Value)
+	if g.Count > 0 {
+		value = legacySummary(g)
+	}
+	return row{name: g.Name, series: g.Source, value: value, time: g.MeasureTime}
 }
 
 func legacySummary(g fakelibrato.Gauge) string {
@@ -51,13 +58,17 @@ func legacySummary(g fakelibrato.Gauge) string {
 func taggedRows(ms []fakelibrato.Measurement) []row {
 	rows := make([]row, 0, len(ms))
 	for _, m := range ms {
-		value := formatFloat(m.Value)
-		if m.Count > 0 {
-			value = taggedSummary(m)
-		}
-		rows = append(rows, row{name: m.Name, series: formatTags(m.Tags), value: value, time: m.Time})
+		rows = append(rows, taggedRow(m))
 	}
 	return sortRows(rows)
+}
+
+func taggedRow(m fakelibrato.Measurement) row {
+	value := formatFloat(m.Value)
+	if m.Count > 0 {
+		value = taggedSummary(m)
+	}
+	return row{name: m.Name, series: formatTags(m.Tags), value: value, time: m.Time}
 }
 
 func taggedSummary(m fakelibrato.Measurement) string {
@@ -94,9 +105,10 @@ func formatFloat(v float64) string {
 }
 
 // sortRows orders by name, series and time, so runs are comparable although
-// the plugin posts batches concurrently.
+// the plugin posts batches concurrently. Rows of one series and second keep
+// their arrival order: the last is the value Librato keeps.
 func sortRows(rows []row) []row {
-	slices.SortFunc(rows, func(a, b row) int {
+	slices.SortStableFunc(rows, func(a, b row) int {
 		return cmp.Or(strings.Compare(a.name, b.name), strings.Compare(a.series, b.series), cmp.Compare(a.time, b.time))
 	})
 	return rows

@@ -61,7 +61,8 @@ func TestServe(t *testing.T) {
 	out := stdout.String()
 	require.Regexp(t, `POST /v1/metrics -> 200: 1 stored\n  cpu\.usage_idle  web01  98\.5  `+now.UTC().Format(time.RFC3339), out)
 	require.Regexp(t, `POST /v1/metrics -> 400 REJECTED: \{"errors":\{"params":\{"measure_time":\["is too far in the past"\]`, out)
-	require.Regexp(t, `Stopped after \d+ requests: 1 measurements stored, \d+ requests rejected\.`, out)
+	require.Regexp(t, `Stopped after \d+ requests: 1 measurements arrived, 1 values stored, `+
+		`0 merged into existing values; \d+ requests rejected; 0 -check probes\.`, out)
 	require.Empty(t, stderr.String())
 }
 
@@ -94,6 +95,7 @@ func TestServeFlags(t *testing.T) {
 	}{
 		{[]string{"-serve", "127.0.0.1:0", "-api", "tagged"}, "-api: not used with -serve"},
 		{[]string{"-token", "x"}, "-token: only used with -serve"},
+		{[]string{"-serve", "127.0.0.1:0", "-legacy-account", "-api", "auto"}, "-api: not used with -serve"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
