@@ -194,5 +194,5 @@ func requireServeShowsDelivery(t *testing.T, bin, conf string) {
 	require.Regexp(t, `POST /v1/metrics -> 200: \d+ stored`, printed)
 	require.Regexp(t, `(?m)^  cpu\.usage_idle +it-host +`, printed)
 	require.Regexp(t, `(?m)^  swap +web01 +0\.5 +\d{4}-`, printed)
-	require.Regexp(t, `Stopped after \d+ requests: \d+ measurements stored, 0 requests rejected\.`, printed)
+	require.Regexp(t, `Stopped after \d+ requests: \d+ measurements arrived, \d+ values stored, \d+ merged into existing values; 0 requests rejected;`, printed)
 }

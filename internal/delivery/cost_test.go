@@ -270,8 +270,12 @@ func TestLimit413Outage(t *testing.T) {
 				switch {
 				case cold && k == 0:
 					// Halving until the bodies are too small to be the
-					// reason, in each request in flight, then one each.
-					require.LessOrEqual(t, r.requests, r.batches+10*12, "flush %d", k)
+					// reason, in each request in flight, then one each:
+					// typically batches + 10×12, but how many halvings run
+					// before the limit is learnt depends on the order of
+					// concurrent answers (216 seen under load). What holds
+					// always is the flush's budget of extra requests.
+					require.LessOrEqual(t, r.requests, r.batches+ExtraRequests+ExtraRequestsPerBatch*r.batches, "flush %d", k)
 				case outage(k):
 					require.LessOrEqual(t, r.requests, r.batches, "flush %d: one request per batch", k)
 				default:
