@@ -266,8 +266,5 @@ func (c *frozenClock) Sleep(ctx context.Context, d time.Duration) error {
 }
 
 func (c *frozenClock) WithDeadline(ctx context.Context, t time.Time) (context.Context, context.CancelFunc) {
-	if !c.Now().Before(t) {
-		return context.WithDeadline(ctx, time.Time{}) // already past
-	}
-	return context.WithCancel(ctx)
+	return testclock.WithDeadline(ctx, c.Now(), t)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/seed-d22a899f/librato/internal/fakelibrato"
+	"github.com/seed-d22a899f/librato/internal/testclock"
 )
 
 // TestRedTeamGuardWarmUpNeverEndsInAutoWithTaglessMetrics: api = "auto" on a
@@ -95,10 +96,7 @@ func (c *redTeamClock) Sleep(ctx context.Context, d time.Duration) error {
 }
 
 func (c *redTeamClock) WithDeadline(ctx context.Context, t time.Time) (context.Context, context.CancelFunc) {
-	if !c.Now().Before(t) {
-		return context.WithDeadline(ctx, time.Time{})
-	}
-	return context.WithCancel(ctx)
+	return testclock.WithDeadline(ctx, c.Now(), t)
 }
 
 // TestRedTeamSeriesGuardUsesThePluginsClock: Init says "one clock for

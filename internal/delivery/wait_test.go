@@ -30,10 +30,7 @@ func (c *fakeClock) Now() time.Time {
 // WithDeadline never reaches a real timer: the fake time passes only when
 // someone sleeps, so a deadline still ahead can only end by cancellation.
 func (c *fakeClock) WithDeadline(ctx context.Context, t time.Time) (context.Context, context.CancelFunc) {
-	if !c.Now().Before(t) {
-		return context.WithDeadline(ctx, time.Time{}) // already past
-	}
-	return context.WithCancel(ctx)
+	return testclock.WithDeadline(ctx, c.Now(), t)
 }
 
 func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {

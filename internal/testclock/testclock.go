@@ -7,6 +7,7 @@
 package testclock
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"time"
@@ -40,4 +41,15 @@ func Shift() (time.Duration, error) {
 		return 0, fmt.Errorf("%s=%q: %w", EnvShift, v, err)
 	}
 	return d, nil
+}
+
+// WithDeadline is context.WithDeadline for a fake clock that reads now: a
+// fake time must never become a real timer's deadline. A deadline already
+// past ends the context at once; one still ahead can end only by
+// cancellation, since fake time passes only when the test moves it.
+func WithDeadline(ctx context.Context, now, deadline time.Time) (context.Context, context.CancelFunc) {
+	if !now.Before(deadline) {
+		return context.WithDeadline(ctx, time.Time{})
+	}
+	return context.WithCancel(ctx)
 }
