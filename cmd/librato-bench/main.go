@@ -84,7 +84,7 @@ func main() {
 	intervals := flag.Int("intervals", 10, "collection intervals (1,000 metrics each) per Write in the throughput run")
 	batches := flag.Int("batches", 40, "batches of the 100-host workloads (the 1,000-host one runs 5×)")
 	flushes := flag.Int("flushes", 50, "flushes in the heap run; the heap is compared after flush 10 and the last")
-	profiles := flag.String("cpuprofile-dir", "", "write a CPU profile of each child of ours to this directory")
+	profiles := flag.String("cpuprofile-dir", "", "write a CPU profile of the children of ours and of the floor to this directory (pprof -tagfocus=phase=write keeps the timed sections)")
 	huge := flag.Int("huge", 200_000, "metrics (a multiple of 1,000) in the flush after which the heap held is measured")
 	flag.Parse()
 	switch {
@@ -228,12 +228,16 @@ func run(opts options) error {
 	return nil
 }
 
-// profile is the CPU profile of ours in workload w, if dir is set.
+// profile is the CPU profile of ours or the floor in workload w, if dir is
+// set.
 func profile(dir, w, plugin string) string {
-	if dir == "" || plugin != "ours" {
+	if dir == "" || plugin != "ours" && plugin != benchkit.FloorPlugin {
 		return ""
 	}
 	name := strings.NewReplacer(" ", "", ",", "").Replace(w)
+	if plugin == benchkit.FloorPlugin {
+		name += "-floor"
+	}
 	return filepath.Join(dir, name+".prof")
 }
 

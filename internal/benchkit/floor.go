@@ -3,6 +3,7 @@ package benchkit
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,8 +97,10 @@ func (f *floorClient) postAll(bodies [][]byte) (Batch, error) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make([]error, DefaultConcurrentWrites)
+	labels := pprof.WithLabels(context.Background(), pprof.Labels("phase", "write"))
 	for w := range min(DefaultConcurrentWrites, len(bodies)) {
 		wg.Go(func() {
+			pprof.SetGoroutineLabels(labels) // as ours: see writeBatch
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= len(bodies) {
