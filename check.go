@@ -201,6 +201,8 @@ func (c *credCheck) record(ctx context.Context, ep endpoint) error {
 }
 
 func (c *credCheck) do(ctx context.Context, method, u string, body []byte) (answer, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.s.cfg.timeout) // the request and reading its answer
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
 	if err != nil {
 		return answer{}, fmt.Errorf("creating request: %w", err)

@@ -142,7 +142,7 @@ func (s *Sender) Connect() error {
 		rt = t
 	}
 	s.Close() // a new client must not leave the old one's connections open
-	s.client = &http.Client{Transport: rt, Timeout: s.cfg.Timeout, CheckRedirect: neverFollow}
+	s.client = &http.Client{Transport: rt, CheckRedirect: neverFollow}
 	return nil
 }
 
