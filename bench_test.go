@@ -6,6 +6,7 @@ import (
 
 	"github.com/influxdata/telegraf"
 	"github.com/influxdata/telegraf/config"
+	"github.com/influxdata/telegraf/testutil"
 
 	"github.com/seed-d22a899f/librato/internal/benchkit"
 )
@@ -116,5 +117,53 @@ func TestBenchkitDefaults(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("%s: newLibrato has %v, benchkit.Default* %v", c.name, c.got, c.want)
 		}
+	}
+}
+
+// BenchmarkConvert is the part of a Write before delivery: conversion and
+// the screens, on 1,000-metric batches of the workloads (the fleet also at
+// 1,000 hosts, whose caches hold ten times the series), cycling through
+// ten collection intervals as a running agent does.
+func BenchmarkConvert(b *testing.B) {
+	cases := []struct {
+		name  string
+		load  benchkit.Load
+		hosts int
+	}{
+		{"standard", benchkit.Standard, benchkit.Hosts},
+		{"fleet", benchkit.FleetLoad, benchkit.Hosts},
+		{"fleet-1000-hosts", benchkit.FleetLoad, 10 * benchkit.Hosts},
+	}
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			var batches [][]telegraf.Metric
+			at := benchkit.Now()
+			for range 10 {
+				ms := tc.load.Metrics(tc.hosts, at)
+				at = at.Add(benchkit.Interval)
+				for len(ms) > 0 {
+					n := min(1000, len(ms))
+					batches, ms = append(batches, ms[:n]), ms[n:]
+				}
+			}
+			info := telegraf.Info // as the agent logs by default: no debug lines built
+			l := newLibrato()
+			l.Log = testutil.Logger{Quiet: true, LogLevel: &info}
+			l.APIUser, l.APIToken = benchkit.Secret(benchkit.User), benchkit.Secret(benchkit.Token)
+			if err := l.Init(); err != nil {
+				b.Fatal(err)
+			}
+			conv := l.conv[index(false)]
+			gauges := 0
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				batch := batches[i%len(batches)]
+				pts := l.screen(batch, conv.convert(batch), conv, false)
+				gauges += len(pts)
+				l.settleScreens(true)
+				conv.release()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(gauges), "ns/gauge")
+		})
 	}
 }
