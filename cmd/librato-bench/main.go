@@ -82,7 +82,8 @@ func main() {
 	strict := flag.Bool("strict", false, "exit with status 1 if a target is missed")
 	latency := flag.Duration("latency", 50*time.Millisecond, "fake API latency per request in the throughput run")
 	intervals := flag.Int("intervals", 10, "collection intervals (1,000 metrics each) per Write in the throughput run")
-	batches := flag.Int("batches", 40, "batches of the 100-host workloads (the 1,000-host one runs 5×)")
+	batches := flag.Int("batches", 40, "batches of the 100-host workloads (the 1,000-host one runs 5×), per round")
+	rounds := flag.Int("rounds", 3, "runs of each plugin per workload, interleaved; medians are over all of their batches")
 	flushes := flag.Int("flushes", 50, "flushes in the heap run; the heap is compared after flush 10 and the last")
 	profiles := flag.String("cpuprofile-dir", "", "write a CPU profile of the children of ours and of the floor to this directory (pprof -tagfocus=phase=write keeps the timed sections)")
 	huge := flag.Int("huge", 200_000, "metrics (a multiple of 1,000) in the flush after which the heap held is measured")
@@ -100,7 +101,8 @@ func main() {
 		}
 		return
 	}
-	opts := options{strict: *strict, latency: *latency, intervals: *intervals, batches: *batches, flushes: *flushes, huge: *huge, profiles: *profiles}
+	opts := options{strict: *strict, latency: *latency, intervals: *intervals, batches: *batches, rounds: *rounds,
+		flushes: *flushes, huge: *huge, profiles: *profiles}
 	if err := run(opts); err != nil {
 		fmt.Fprintf(os.Stderr, "librato-bench: %v\n", err)
 		os.Exit(1)
@@ -115,14 +117,15 @@ type options struct {
 	strict                            bool
 	latency                           time.Duration
 	intervals, batches, flushes, huge int
+	rounds                            int
 	profiles                          string
 }
 
 func run(opts options) error {
 	strict, latency, intervals, batches, flushes := opts.strict, opts.latency, opts.intervals, opts.batches, opts.flushes
-	huge, profiles := opts.huge, opts.profiles
-	if flushes < 11 || intervals < 1 || latency <= 0 || batches < 2 || huge < 1000 || huge%1000 != 0 {
-		return errors.New("need -flushes ≥ 11, -intervals ≥ 1, -latency > 0, -batches ≥ 2, -huge a multiple of 1,000")
+	huge, profiles, rounds := opts.huge, opts.profiles, opts.rounds
+	if flushes < 11 || intervals < 1 || latency <= 0 || batches < 2 || rounds < 1 || huge < 1000 || huge%1000 != 0 {
+		return errors.New("need -flushes ≥ 11, -intervals ≥ 1, -latency > 0, -batches ≥ 2, -rounds ≥ 1, -huge a multiple of 1,000")
 	}
 	started := time.Now()
 	r := runner{log: os.Stderr}
@@ -141,10 +144,23 @@ func run(opts options) error {
 	plugins := []string{"built-in", "ours", benchkit.FloorPlugin, "telegraf only"}
 	runs := make([]map[string]benchkit.JobResult, len(workloads))
 	for i, w := range workloads {
+		// Rounds interleave the plugins, each round in another order, so
+		// that the shared machine's drift falls on all of them alike.
+		pooled := make(map[string][]benchkit.JobResult)
+		for round := range rounds {
+			for k := range plugins {
+				p := plugins[(k+round)%len(plugins)]
+				prof := ""
+				if round == 0 {
+					prof = profile(profiles, w.name, p)
+				}
+				pooled[p] = append(pooled[p], r.job(w.name, benchkit.Job{Plugin: p, Load: w.load, Hosts: w.hosts, Batches: w.batches,
+					BatchSize: batchSize, URL: apis.Fast, SendsNothing: p == "telegraf only", CPUProfile: prof}))
+			}
+		}
 		runs[i] = make(map[string]benchkit.JobResult)
-		for _, p := range plugins {
-			runs[i][p] = r.job(w.name, benchkit.Job{Plugin: p, Load: w.load, Hosts: w.hosts, Batches: w.batches, BatchSize: batchSize,
-				URL: apis.Fast, SendsNothing: p == "telegraf only", CPUProfile: profile(profiles, w.name, p)})
+		for p, rs := range pooled {
+			runs[i][p] = benchkit.Pool(rs)
 		}
 	}
 	gz := r.job("standard", benchkit.Job{Plugin: "ours", Load: benchkit.Standard.Name, Hosts: benchkit.Hosts,
@@ -206,7 +222,9 @@ func run(opts options) error {
 		"both at their defaults) and written through models.RunningOutput: AddMetricNoCopy of a batch, then WriteBatch. "+
 		"Metrics are made 10 batches at a time "+
 		"before the timed sections, followed by runtime.GC(), so making them is not charged; collecting each plugin's own garbage is, when it calls for it.\n"+
-		"- Median and total are over all batches, the first after Connect included; the first is also shown on its own.\n"+
+		"- Each plugin runs %d times per workload, in its own process each time, the plugins taking turns in a different order each round, "+
+		"so that the shared machine's drift falls on all of them alike. Medians are over the batches of all rounds, the first after each Connect "+
+		"included; a total is the mean of the rounds' totals; the first batch after Connect is the median of the rounds' first.\n"+
 		"- Floor: the bodies ours sent (captured in the floor's process, untimed) posted again by a minimal net/http client, %d at a time, "+
 		"timed like a WriteBatch (HTTP alone), plus the CPU of encoding those gauges with the plugin's encoder on its own. "+
 		"ours/floor compares ns per gauge of the median batch.\n"+
@@ -216,7 +234,7 @@ func run(opts options) error {
 		"theoretical = concurrent_writes × measurements_per_request / latency (built-in: 1 × 300, ours: %d × %d); the first WriteBatch is a warm-up.\n"+
 		"- Heap rows run in this process against an in-process sink: HeapInuse after runtime.GC() following flush 10 and flush %d; "+
 		"live heap after one Write of %d metrics minus after Connect.\n",
-		benchkit.DefaultConcurrentWrites, perWrite, perWrite, latency, benchkit.DefaultConcurrentWrites, benchkit.DefaultMeasurementsPerRequest,
+		rounds, benchkit.DefaultConcurrentWrites, perWrite, perWrite, latency, benchkit.DefaultConcurrentWrites, benchkit.DefaultMeasurementsPerRequest,
 		flushes, huge)
 	fmt.Fprintf(w, "\nlibrato-bench took %s.\n", time.Since(started).Round(time.Second))
 	if err := w.Flush(); err != nil {

@@ -22,10 +22,17 @@ type summary struct {
 	gaugesAfterWarm          int
 }
 
+// summarize reports a pooled result's medians over all its batches, and
+// its total and first batch per round (the mean total, the median first).
 func summarize(r benchkit.JobResult) summary {
 	s := summary{batches: len(r.Batches)}
 	if s.batches == 0 {
 		return s
+	}
+	rounds := max(r.Rounds, 1)
+	firsts := make([]float64, 0, rounds)
+	for i := range rounds {
+		firsts = append(firsts, float64(r.Batches[i*len(r.Batches)/rounds].CPU))
 	}
 	cpus := make([]float64, 0, len(r.Batches))
 	perG := make([]float64, 0, len(r.Batches))
@@ -45,7 +52,6 @@ func summarize(r benchkit.JobResult) summary {
 		perG = append(perG, float64(b.CPU)/float64(b.Gauges))
 		walls = append(walls, float64(b.Wall))
 	}
-	s.first = r.Batches[0].CPU
 	s.median = time.Duration(benchkit.Median(cpus))
 	s.medianNs = benchkit.Median(perG)
 	s.totalNs = float64(s.total) / float64(s.gauges)
@@ -57,6 +63,10 @@ func summarize(r benchkit.JobResult) summary {
 		s.bodyPerG = float64(r.BodyBytes) / float64(r.EncodeGauges)
 		s.gzipBodyPerG = float64(r.GzipBytes) / float64(r.EncodeGauges)
 	}
+	s.batches /= rounds
+	s.gauges /= rounds
+	s.total /= time.Duration(rounds)
+	s.first = time.Duration(benchkit.Median(firsts))
 	return s
 }
 

@@ -105,3 +105,24 @@ func TestFleet(t *testing.T) {
 		t.Errorf("measurements %v, want cpu, mem, disk, net", names)
 	}
 }
+
+func TestPool(t *testing.T) {
+	a := JobResult{Batches: []Batch{{CPU: 1, Gauges: 10}, {CPU: 2, Gauges: 10}}, EncodeCPU: 5, EncodeGauges: 20, BodyBytes: 100, Requests: 2}
+	b := JobResult{Batches: []Batch{{CPU: 3, Gauges: 10}, {CPU: 4, Gauges: 10}}, EncodeCPU: 7, EncodeGauges: 20, BodyBytes: 50, Requests: 2, Err: "boom"}
+	p := Pool([]JobResult{a, b})
+	if p.Rounds != 2 || len(p.Batches) != 4 || p.Batches[2].CPU != 3 {
+		t.Fatalf("rounds %d, batches %v: want 2 rounds, a's batches then b's", p.Rounds, p.Batches)
+	}
+	if p.EncodeCPU != 12 || p.EncodeGauges != 40 || p.BodyBytes != 150 || p.Requests != 4 {
+		t.Errorf("floor figures not summed: %+v", p)
+	}
+	if p.Err != "boom" {
+		t.Errorf("a round's error must survive pooling, got %q", p.Err)
+	}
+	if len(a.Batches) != 2 {
+		t.Error("Pool must not change its input")
+	}
+	if Pool(nil).Rounds != 0 {
+		t.Error("nothing pooled is no rounds")
+	}
+}

@@ -78,6 +78,34 @@ type JobResult struct {
 	Err                   string
 	GOMAXPROCS, NumCPU    int
 	ElapsedWithoutWarmups time.Duration
+	// Rounds is how many runs of the same job Pool joined into this
+	// result, each Batches/Rounds batches from its own Connect; 0 means 1.
+	Rounds int
+}
+
+// Pool joins runs of one job into one result: their batches one after the
+// other, their floor figures summed.
+func Pool(runs []JobResult) JobResult {
+	if len(runs) == 0 {
+		return JobResult{}
+	}
+	p := runs[0]
+	p.Batches = nil
+	p.EncodeCPU, p.EncodeGauges, p.BodyBytes, p.GzipBytes, p.Requests, p.ElapsedWithoutWarmups = 0, 0, 0, 0, 0, 0
+	for _, r := range runs {
+		p.Batches = append(p.Batches, r.Batches...)
+		p.EncodeCPU += r.EncodeCPU
+		p.EncodeGauges += r.EncodeGauges
+		p.BodyBytes += r.BodyBytes
+		p.GzipBytes += r.GzipBytes
+		p.Requests += r.Requests
+		p.ElapsedWithoutWarmups += r.ElapsedWithoutWarmups
+		if r.Err != "" && p.Err == "" {
+			p.Err = r.Err
+		}
+	}
+	p.Rounds = len(runs)
+	return p
 }
 
 // RunJob runs job in a child process (the running binary with -ChildFlag)
