@@ -535,11 +535,14 @@ func (a advice) text(combined string) string {
 		return fmt.Sprintf(`%s: add one to the source; one setting does it for every measurement warned about now, `+
 			`leaving other metrics' sources as they are (%s), or use api = "tagged".`, a.differ, combined)
 	}
+	// A templates entry, not template: template would change every other
+	// metric's source too.
 	quoted := make([]string, len(a.templates))
 	for i, t := range a.templates {
-		quoted[i] = fmt.Sprintf("template = %q", t)
+		quoted[i] = fmt.Sprintf("templates = [%q]", a.measurement+" "+t)
 	}
-	return fmt.Sprintf(`%s: add one to the source (%s), or use api = "tagged".`, a.differ, strings.Join(quoted, " or "))
+	return fmt.Sprintf(`%s: add one to the source, leaving other metrics' sources as they are (%s), or use api = "tagged".`,
+		a.differ, strings.Join(quoted, " or "))
 }
 
 // combineTemplates returns a templates setting with the first suggested

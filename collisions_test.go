@@ -71,7 +71,7 @@ func TestCollapsedSeries(t *testing.T) {
 		{
 			name: "disk mounts, template host", lp: threeMounts, collapsed: 4, warnings: 1,
 			advice: []string{`"disk.free", "disk.used" at 1790000000 with source "db-1" from 3 metrics`, `They differ in tag(s) "device", "path", "fstype"`,
-				`add one to the source (template = "host.device" or template = "host.path"), or use api = "tagged"`},
+				`add one to the source, leaving other metrics' sources as they are (templates = ["disk host.device"] or templates = ["disk host.path"]), or use api = "tagged"`},
 		},
 		{
 			name: "disk mounts, template host.path", lp: threeMounts,
@@ -90,7 +90,7 @@ cpu,host=web,cpu=cpu0 usage_idle=90 1790000000000000000
 cpu,host=web,cpu=cpu1 usage_idle=80 1790000000000000000
 cpu,host=web,cpu=cpu-total usage_idle=85 1790000000000000000
 `,
-			advice: []string{`template = "host.cpu"`},
+			advice: []string{`templates = ["cpu host.cpu"]`},
 		},
 		{
 			name: "same tags in another second", lp: `
@@ -126,7 +126,7 @@ jobs,host=b,librato_source=batch queued=2 1790000000000000000
 disk,path=/ used=1 1790000000000000000
 disk,path=/home used=2 1790000000000000000
 `,
-			advice: []string{`source "unknown"`, `template = "host.path"`},
+			advice: []string{`source "unknown"`, `templates = ["disk host.path"]`},
 		},
 		{
 			name: "template with all tags, values equal once sanitised", collapsed: 1, warnings: 1,
@@ -217,7 +217,7 @@ func TestCollapsedSeriesWarning(t *testing.T) {
 	require.NoError(t, l.Write(parseLP(t, "disk,host=db-1,path=/ used=1 1790000000000000000\ndisk,host=db-1,path=/home used=3 1790000000000000000")))
 	require.Equal(t, []string{`Librato keeps one value per metric name, source and second: the measurements of "disk.used" ` +
 		`at 1790000000 with source "db-1" from 2 metrics are merged into one each, the others are lost. They differ in tag(s) "path": ` +
-		`add one to the source (template = "host.path"), or use api = "tagged". ` +
+		`add one to the source, leaving other metrics' sources as they are (templates = ["disk host.path"]), or use api = "tagged". ` +
 		`(warned once per metric name; measurements_collapsed counts them)`}, collisionWarnings(logger))
 }
 
@@ -310,7 +310,7 @@ func TestDiskMountsCollapse(t *testing.T) {
 	fields := benchkit.Gauges(metrics[:1])
 	require.Contains(t, warnings[0], fmt.Sprintf(`"disk.free", "disk.inodes_free", "disk.inodes_total", "disk.inodes_used" and %d more names`, fields-4))
 	require.Contains(t, warnings[0], fmt.Sprintf("with source \"db-1\" from %d metrics", len(metrics)))
-	require.Contains(t, warnings[0], `template = "host.path"`)
+	require.Contains(t, warnings[0], `templates = ["disk host.path"]`)
 	require.Contains(t, warnings[0], `api = "tagged"`)
 	require.Equal(t, int64(2*fields*(len(metrics)-1)), selfStat(l.APIURL, "measurements_collapsed", ""))
 	require.Len(t, fake.Gauges(), 2*benchkit.Gauges(metrics), "colliding measurements are still sent")
