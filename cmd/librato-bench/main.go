@@ -200,7 +200,7 @@ func run(opts options) error {
 
 	t := table{}
 	for i, wl := range workloads {
-		t.workload = fmt.Sprintf("%s (%d batches)", wl.name, wl.batches)
+		t.workload = fmt.Sprintf("%s (%d × %d batches)", wl.name, rounds, wl.batches)
 		t.cpu(runs[i])
 	}
 	t.workload = "standard"

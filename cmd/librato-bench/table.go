@@ -129,7 +129,7 @@ func (t *table) cpu(runs map[string]benchkit.JobResult) {
 		fmt.Sprintf("%.3f× built-in", r),
 	}, fmt.Sprintf("≤ %.2f× built-in", maxCPURatio), judged(r <= maxCPURatio))
 	r = float64(o.total) / float64(b.total)
-	t.add(fmt.Sprintf("CPU, total of the %d batches (getrusage)", o.batches), cells{
+	t.add(fmt.Sprintf("CPU, total of %d batches (getrusage; the mean over the rounds)", o.batches), cells{
 		perBatch(b.total, float64(b.gauges)),
 		perBatch(o.total, float64(o.gauges)),
 		perBatch(floorTotal, float64(f.gauges)),
