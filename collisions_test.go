@@ -71,7 +71,8 @@ func TestCollapsedSeries(t *testing.T) {
 		{
 			name: "disk mounts, template host", lp: threeMounts, collapsed: 4, warnings: 1,
 			advice: []string{`"disk.free", "disk.used" at 1790000000 with source "db-1" from 3 metrics`, `They differ in tag(s) "device", "path", "fstype"`,
-				`add one to the source, leaving other metrics' sources as they are (templates = ["disk host.device"] or templates = ["disk host.path"]), or use api = "tagged"`},
+				`add one to the source, leaving other metrics' sources as they are ` +
+					`(templates = ["disk host.device"] or templates = ["disk host.path"]), or use api = "tagged"`},
 		},
 		{
 			name: "disk mounts, template host.path", lp: threeMounts,
