@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/influxdata/telegraf"
 )
@@ -539,7 +540,7 @@ func (a advice) text(combined string) string {
 	// metric's source too.
 	quoted := make([]string, len(a.templates))
 	for i, t := range a.templates {
-		quoted[i] = fmt.Sprintf("templates = [%q]", a.measurement+" "+t)
+		quoted[i] = fmt.Sprintf("templates = [%q]", templatesFilter(a.measurement)+" "+t)
 	}
 	return fmt.Sprintf(`%s: add one to the source, leaving other metrics' sources as they are (%s), or use api = "tagged".`,
 		a.differ, strings.Join(quoted, " or "))
@@ -556,7 +557,7 @@ func combineTemplates(advices []advice) string {
 			continue
 		}
 		seen = append(seen, a.measurement)
-		entries = append(entries, fmt.Sprintf("%q", a.measurement+" "+a.templates[0]))
+		entries = append(entries, fmt.Sprintf("%q", templatesFilter(a.measurement)+" "+a.templates[0]))
 	}
 	if len(entries) < 2 {
 		return ""
@@ -620,8 +621,45 @@ func (f *collisionFinder) advice(g *collision, tagged bool, tmpls *sourceTemplat
 	}
 	if len(a.templates) == 0 {
 		a.sentence = differ + `, which the template uses but sanitising makes equal: use api = "tagged".`
+		return a
+	}
+	if !canFilter(measurement) {
+		// No templates entry can name it: template it is, though it
+		// changes every other metric's source too.
+		quoted := make([]string, len(a.templates))
+		for i, t := range a.templates {
+			quoted[i] = fmt.Sprintf("template = %q", t)
+		}
+		a.sentence = fmt.Sprintf(`%s: add one to the source (%s; no templates entry can name measurement %q, which holds white space), `+
+			`or use api = "tagged".`, differ, strings.Join(quoted, " or "), measurement)
+		a.templates = nil
 	}
 	return a
+}
+
+// canFilter reports whether a templates entry can name measurement: an
+// entry is split at white space.
+func canFilter(measurement string) bool {
+	return measurement != "" && !strings.ContainsFunc(measurement, unicode.IsSpace)
+}
+
+// templatesFilter returns the filter of a templates entry that matches
+// measurement and nothing else (if canFilter). A name with none of
+// filter.Compile's wildcards is matched as it is; one with any is a glob,
+// whose special characters are escaped (a bare "app[1]" would match "app1",
+// and "req*" "requests").
+func templatesFilter(measurement string) string {
+	if !strings.ContainsAny(measurement, "*?[") {
+		return measurement
+	}
+	var b strings.Builder
+	for _, r := range measurement {
+		if strings.ContainsRune(`*?\[]{}`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func (g *collision) overrideUsed(tag string) bool {

@@ -2,7 +2,9 @@ package librato
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -227,4 +229,57 @@ func TestTemplateChoiceDoesNotAllocate(t *testing.T) {
 	metrics = append(metrics, parseLP(t, "disk,host=vm,path=/ used=1 1790000000000000000\ncpu,host=vm usage_idle=1 1790000000000000000")...)
 	conv.convert(metrics)
 	require.Zero(t, testing.AllocsPerRun(100, func() { conv.convert(metrics) }))
+}
+
+// TestSuggestedTemplatesEntryMatchesOnlyItsMeasurement: the templates entry
+// a collision warning suggests, once set, keeps the measurement's series
+// apart and leaves every other measurement's source as it is, even when the
+// measurement's name holds glob characters (a filter "app[1]" would match
+// "app1" and not "app[1]"; "req*" would match "requests" too).
+func TestSuggestedTemplatesEntryMatchesOnlyItsMeasurement(t *testing.T) {
+	for _, tc := range []struct{ measurement, lpName, other, otherSent string }{
+		{"app[1]", "app[1]", "app1", ""},
+		{"req*", "req*", "requests", ""},
+		{"q?", "q?", "qx", ""},
+		{`a\b*`, `a\b*`, `a\bc`, "a-bc"}, // as Librato's name
+		{"x[", "x[", "x", ""},
+		{"my disk", `my\ disk`, "my_disk", ""},
+	} {
+		t.Run(tc.measurement, func(t *testing.T) {
+			lp := fmt.Sprintf("%[1]s,host=db-1,path=/ used=1 1790000000000000000\n%[1]s,host=db-1,path=/home used=3 1790000000000000000\n"+
+				"%[2]s,host=db-1,path=/ used=5 1790000000000000000\n", tc.lpName, tc.other)
+			fake := newFake(t, fakelibrato.Options{})
+			logger := newCaptureLogger()
+			l := newPlugin(t, fake.LegacyURL(), func(l *Librato) { l.Log = logger })
+			require.NoError(t, l.Write(parseLP(t, lp)))
+			warnings := collisionWarnings(logger)
+			require.Len(t, warnings, 1)
+			i := strings.Index(warnings[0], "templates = [")
+			if i < 0 {
+				// No templates entry can name it: the advice must say
+				// something else that works.
+				require.Contains(t, warnings[0], `template = "host.path"`)
+				require.Contains(t, warnings[0], `api = "tagged"`)
+				return
+			}
+			m := regexp.MustCompile(`templates = \[("(?:[^"\\]|\\.)*")\]`).FindStringSubmatch(warnings[0][i:])
+			require.NotNil(t, m, warnings[0])
+			entry, err := strconv.Unquote(m[1]) // the %q the warning printed; TOML reads these escapes alike
+			require.NoError(t, err)
+			cfg := struct{ Templates []string }{[]string{entry}}
+
+			fake = newFake(t, fakelibrato.Options{})
+			logger = newCaptureLogger()
+			l = newPlugin(t, fake.LegacyURL(), func(l *Librato) { l.Log = logger; l.Templates = cfg.Templates })
+			require.NoError(t, l.Write(parseLP(t, lp)))
+			require.Empty(t, collisionWarnings(logger), "the suggested %q keeps them apart", cfg.Templates)
+			var otherSources []string
+			for _, g := range fake.Gauges() {
+				if strings.HasPrefix(g.Name, cmpOr(tc.otherSent, tc.other)+".") {
+					otherSources = append(otherSources, g.Source)
+				}
+			}
+			require.Equal(t, []string{"db-1"}, otherSources, "%q keeps its source", tc.other)
+		})
+	}
 }
