@@ -386,7 +386,13 @@ func (f *flush) exchange(body *payload, n int) (outcome, error) {
 func (f *flush) post(body *payload, n int) outcome {
 	ctx, cancel := f.s.clock.WithDeadline(f.requests, f.s.clock.Now().Add(f.s.cfg.Timeout))
 	defer cancel()
-	return f.s.post(ctx, f.auth, f.ep, body, n, &f.seq)
+	o := f.s.post(ctx, f.auth, f.ep, body, n, &f.seq)
+	// net/http says only "context deadline exceeded": name the setting,
+	// as http.Client.Timeout's error did, unless the Write's time ended it.
+	if o.err != nil && errors.Is(o.err, context.DeadlineExceeded) && ctx.Err() != nil && f.requests.Err() == nil {
+		o.err = fmt.Errorf("%w (no answer within timeout, %s)", o.err, f.s.cfg.Timeout)
+	}
+	return o
 }
 
 // delivered settles pts, which Librato accepted.

@@ -93,6 +93,25 @@ func TestEachRequestEndsWithinTimeout(t *testing.T) {
 	}
 }
 
+// TestTimeoutErrorNamesTheSetting: a request that ends at timeout says so,
+// as http.Client.Timeout's "(Client.Timeout exceeded while awaiting
+// headers)" did; net/http alone says only "context deadline exceeded".
+func TestTimeoutErrorNamesTheSetting(t *testing.T) {
+	warmUpMemguard(t)
+	synctest.Test(t, func(t *testing.T) {
+		api := &stallingAPI{stall: "headers"}
+		s, _ := newTestSender(t, api, nil)
+		s.cfg.Timeout, s.cfg.RetryBudget = 5*time.Second, time.Second
+		start := time.Now()
+		ms := []Measurement{{Name: "a", Series: &Series{Source: "web"}, Time: start.Unix() - 1, Value: 1}}
+
+		_, err := s.Deliver(ms, Endpoint{URL: "https://librato.test/v1/metrics"}, start)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.ErrorContains(t, err, "no answer within timeout, 5s")
+		require.Equal(t, 1, api.calls)
+	})
+}
+
 // TestTimeoutNeverOutlastsTheWrite: a request started late in the Write
 // ends at the Write's deadline (retry_budget + timeout after the Write
 // began), not a full timeout after it was sent.
@@ -110,6 +129,7 @@ func TestTimeoutNeverOutlastsTheWrite(t *testing.T) {
 		require.Equal(t, []bool{false}, res.Settled, "stays buffered")
 		require.Equal(t, 10*time.Second, api.gaveUp.Sub(start), "at the Write's deadline, 2s after it was sent")
 		require.Equal(t, 1, api.calls, "no request starts within a second of the deadline")
+		require.NotContains(t, err.Error(), "within timeout", "the Write's time ended it, not timeout")
 	})
 }
 
