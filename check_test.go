@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/influxdata/telegraf/config"
 	"github.com/stretchr/testify/require"
@@ -301,5 +302,35 @@ func TestCheckRequestsCarryTheCheckUserAgent(t *testing.T) {
 	for _, r := range reqs {
 		require.True(t, strings.HasSuffix(r.Header.Get("User-Agent"), CheckUserAgentSuffix), "%s %s: %q", r.Method, r.Path, r.Header.Get("User-Agent"))
 		require.True(t, strings.HasPrefix(r.Header.Get("User-Agent"), "telegraf-output-librato/"))
+	}
+}
+
+// TestCheckEndsWithinTimeout: the check's client has no Client.Timeout; each
+// of its requests, the reading of the answer included, ends at timeout, so
+// an API that stops answering (before the headers or in the middle of the
+// body) cannot hold -check.
+func TestCheckEndsWithinTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		action fakelibrato.Action
+		want   string
+	}{
+		{"no answer", fakelibrato.Action{Hang: true}, "within 300ms"},
+		{"body never ends", fakelibrato.Action{Status: 200, HangBody: true,
+			Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(`{"metrics":[],"query":{"found":0}}`)}, "api_url"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := newFake(t, fakelibrato.Options{Fault: func(int, *fakelibrato.Received) fakelibrato.Action { return tc.action }})
+			l := unstarted()
+			l.API, l.APIURL, l.Timeout = apiAuto, fake.URL(), config.Duration(300*time.Millisecond)
+			require.NoError(t, l.Init())
+			t.Cleanup(func() { require.NoError(t, l.Close()) })
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // a failure, not a hang
+			defer cancel()
+			start := time.Now()
+			_, err := l.Check(ctx)
+			require.Less(t, time.Since(start), 5*time.Second, "ended by timeout")
+			require.ErrorContains(t, err, tc.want)
+		})
 	}
 }
