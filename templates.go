@@ -12,9 +12,10 @@ const internalFilter = "internal_*"
 
 // internalTags are the tags inputs.internal uses to tell its series apart:
 // internal_gather's input, internal_write's output, the alias of either,
-// and this plugin's url and reason. A template without them merges, say,
-// every output's internal_write into one source per host.
-var internalTags = []string{"input", "output", "alias", "url", "reason"}
+// this plugin's url and reason, and inputs.librato_listener's address and
+// status. A template without them merges, say, every output's
+// internal_write into one source per host.
+var internalTags = []string{"input", "output", "alias", "url", "reason", "address", "status"}
 
 // maxTemplateChoices bounds the measurements whose template choice is
 // remembered; past it the map starts over (measurement names are few, but

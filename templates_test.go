@@ -25,10 +25,10 @@ func TestSourceTemplatesChoose(t *testing.T) {
 		want        string
 	}{
 		{name: "default, ordinary metric", template: "host", measurement: "cpu", want: "host"},
-		{name: "default, internal metric", template: "host", measurement: "internal_write", want: "host.input.output.alias.url.reason"},
+		{name: "default, internal metric", template: "host", measurement: "internal_write", want: "host.input.output.alias.url.reason.address.status"},
 		{name: "internal_ alone is not internal_*'s match", template: "host", measurement: "internal", want: "host"},
 		{name: "template placing a tag: not appended twice", template: "host.output",
-			measurement: "internal_write", want: "host.output.input.alias.url.reason"},
+			measurement: "internal_write", want: "host.output.input.alias.url.reason.address.status"},
 		{name: "template with all tags", template: "host.tags", measurement: "internal_gather", want: "host.tags"},
 		{name: "filtered entry", template: "host", templates: []string{"disk host.path"}, measurement: "disk", want: "host.path"},
 		{name: "filtered entry, other measurement", template: "host", templates: []string{"disk host.path"}, measurement: "diskio", want: "host"},
@@ -36,7 +36,7 @@ func TestSourceTemplatesChoose(t *testing.T) {
 		{name: "default entry replaces template", template: "host", templates: []string{"disk host.path", "region.host"},
 			measurement: "cpu", want: "region.host"},
 		{name: "built-in rule follows the default entry", template: "host", templates: []string{"region.host"},
-			measurement: "internal_gather", want: "region.host.input.output.alias.url.reason"},
+			measurement: "internal_gather", want: "region.host.input.output.alias.url.reason.address.status"},
 		{name: "user entry naming internal metrics wins", template: "host", templates: []string{"internal_write host"},
 			measurement: "internal_write", want: "host"},
 		{name: "user glob over internal metrics wins", template: "host", templates: []string{"internal_* host.tags"},
@@ -103,6 +103,12 @@ func internalMetrics(at time.Time) []telegraf.Metric {
 	add("internal_gather", map[string]string{"input": "internal", "version": "1.39.3"}, map[string]any{"metrics_gathered": int64(3)})
 	add("internal_agent", map[string]string{"version": "1.39.3", "go_version": "1.25.0"}, map[string]any{"metrics_written": int64(18)})
 	add("internal_memstats", map[string]string{}, map[string]any{"heap_alloc_bytes": int64(4096)})
+	for _, address := range []string{":8085", "127.0.0.1:9000"} { // two inputs.librato_listener
+		add("internal_librato_listener", map[string]string{"address": address}, map[string]any{"requests_received": int64(4)})
+		for _, status := range []string{"202", "400"} {
+			add("internal_librato_listener", map[string]string{"address": address, "status": status}, map[string]any{"responses": int64(2)})
+		}
+	}
 	return ms
 }
 
@@ -155,6 +161,12 @@ internalx,host=vm,input=a value=1 1790000000000000000
 		"internal_librato.measurements_written vm.https---metrics-api_librato_com-v1-metrics",
 		"internal_librato.requests vm.http---127_0_0_1-8080-v1-metrics",
 		"internal_librato.requests vm.https---metrics-api_librato_com-v1-metrics",
+		"internal_librato_listener.requests_received vm.-8085",
+		"internal_librato_listener.requests_received vm.127_0_0_1-9000",
+		"internal_librato_listener.responses vm.-8085.202",
+		"internal_librato_listener.responses vm.-8085.400",
+		"internal_librato_listener.responses vm.127_0_0_1-9000.202",
+		"internal_librato_listener.responses vm.127_0_0_1-9000.400",
 		"internal_memstats.heap_alloc_bytes vm",
 		"internal_write.metrics_written vm.file",
 		"internal_write.metrics_written vm.librato",
