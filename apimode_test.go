@@ -443,6 +443,24 @@ func TestAutoFallbackCountsOnlyLegacyDrops(t *testing.T) {
 	require.NotContains(t, text, "no_tags")
 }
 
+// TestAutoFallbackShortensANameOnce: both APIs' conversions of a Write that
+// falls back name its measurements; a name too long for Librato is
+// shortened, counted and logged once, not once per API.
+func TestAutoFallbackShortensANameOnce(t *testing.T) {
+	fake := newFake(t, fakelibrato.Options{TaggedDisabled: true})
+	logger := newCaptureLogger()
+	l := newPlugin(t, fake.URL(), func(l *Librato) {
+		l.API = apiAuto
+		l.Log = logger
+	})
+	long := strings.Repeat("m", maxNameLen+10)
+	require.NoError(t, l.Write([]telegraf.Metric{metric.New(long, map[string]string{"host": "h"}, map[string]any{"value": 1.0}, time.Now())}))
+
+	require.Len(t, fake.Gauges(), 1, "delivered to the legacy API")
+	require.Equal(t, int64(1), l.stats.shortened.Get())
+	require.Equal(t, 1, strings.Count(logText(logger), "Shortened "), logText(logger))
+}
+
 // notEnabledJSON is Librato's answer on /v1/measurements for an account
 // without tag-based measurements.
 var notEnabledJSON = []byte(`{"errors":["Tag based measurements are not enabled for this account. Please contact support."]}`)

@@ -92,6 +92,12 @@ func (nc *nameCache) remember(names map[string]libratoName, measurement, field s
 	return names
 }
 
+func newNameCache() *nameCache {
+	nc := &nameCache{}
+	nc.startOver()
+	return nc
+}
+
 func (nc *nameCache) startOver() {
 	nc.byMeasurement = make(map[string]map[string]libratoName)
 	nc.used = budget{}

@@ -37,6 +37,11 @@ type converterConfig struct {
 	// must share it: the ledger's keys are then the same for both APIs.
 	// Zero means a seed of the converter's own.
 	tagSeed maphash.Seed
+	// names, when set, is a name cache shared with the other API's
+	// converter: names follow the same rules in both, and a name shortened
+	// once is counted (names_shortened) and logged once. Nil means a cache
+	// of the converter's own.
+	names *nameCache
 }
 
 // The converter's output types live with the delivery core that sends them.
@@ -57,7 +62,7 @@ type converter struct {
 	log       telegraf.Logger
 	stats     *stats
 
-	names  nameCache
+	names  *nameCache
 	series seriesCache
 	key    []byte // scratch: the series cache key of a metric
 	points []point
@@ -70,8 +75,10 @@ func newConverter(cfg converterConfig, st *stats, log telegraf.Logger) (*convert
 	if cfg.tagSeed == (maphash.Seed{}) {
 		cfg.tagSeed = maphash.MakeSeed()
 	}
-	c := &converter{cfg: cfg, log: log, stats: st}
-	c.names.startOver()
+	c := &converter{cfg: cfg, log: log, stats: st, names: cfg.names}
+	if c.names == nil {
+		c.names = newNameCache()
+	}
 	c.series.startOver()
 	t, err := newSourceTemplates(cfg.template, cfg.templates)
 	if err != nil {

@@ -115,9 +115,12 @@ func (l *Librato) Init() error {
 
 	l.stats = newStats(withoutUser(endpoint))
 	l.tagSeed = maphash.MakeSeed()
+	names := newNameCache() // shared by both APIs' converters (api = "auto")
 	for _, tagged := range []bool{false, true} {
 		if l.API == apiAuto || tagged == (l.API == apiTagged) {
-			if l.conv[index(tagged)], err = newConverter(l.converterConfig(tagged), l.stats, l.Log); err != nil {
+			cfg := l.converterConfig(tagged)
+			cfg.names = names
+			if l.conv[index(tagged)], err = newConverter(cfg, l.stats, l.Log); err != nil {
 				return l.redactError(err)
 			}
 		}
