@@ -115,12 +115,23 @@ func post(t testing.TB, url string, body []byte, hdr ...string) answer {
 
 func do(t testing.TB, req *http.Request) answer {
 	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
+	a, err := doWith(t, http.DefaultClient, req)
 	require.NoError(t, err)
+	return a
+}
+
+// doWith sends req with client; a transport error (TLS, connection) is
+// returned for the test to check.
+func doWith(t testing.TB, client *http.Client, req *http.Request) (answer, error) {
+	t.Helper()
+	resp, err := client.Do(req)
+	if err != nil {
+		return answer{}, err
+	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
-	return answer{status: resp.StatusCode, body: string(b), header: resp.Header}
+	return answer{status: resp.StatusCode, body: string(b), header: resp.Header}, nil
 }
 
 // postAsync sends in the background; the answer comes on the channel.
