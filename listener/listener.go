@@ -149,6 +149,11 @@ func (l *Listener) Init() error {
 	if err != nil {
 		return fmt.Errorf("tls settings: %w", err)
 	}
+	// common_tls loads a certificate only when both files are given, so
+	// without this every handshake would fail at run time.
+	if tlsConf != nil && len(tlsConf.Certificates) == 0 {
+		return errors.New("tls settings: tls_cert and tls_key must both be set (tls_allowed_cacerts needs them too)")
+	}
 	l.tlsConf = tlsConf
 	return nil
 }

@@ -246,3 +246,22 @@ func TestTLSClientCertificates(t *testing.T) {
 		testutil.RequireMetricsEqual(t, tlsBodyMetrics(), acc.metrics(), testutil.SortMetrics())
 	})
 }
+
+// TestInitRejectsIncompleteTLS: common_tls builds a TLS config without a
+// server certificate when tls_key (or tls_cert) is missing, or when only
+// tls_allowed_cacerts is set; such a listener would start and then fail
+// every handshake, so Init refuses it.
+func TestInitRejectsIncompleteTLS(t *testing.T) {
+	p := newTestPKI(t)
+	for name, configure := range map[string]func(*Listener){
+		"cert without key":        func(l *Listener) { l.TLSCert = p.serverCert },
+		"key without cert":        func(l *Listener) { l.TLSKey = p.serverKey },
+		"client CAs without cert": func(l *Listener) { l.TLSAllowedCACerts = []string{p.ca.file} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			l := New()
+			configure(l)
+			require.ErrorContains(t, l.Init(), "tls_cert")
+		})
+	}
+}
