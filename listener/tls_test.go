@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
 	"math/big"
 	"net"
 	"net/http"
@@ -135,13 +134,14 @@ func (p *testPKI) httpsClient(t *testing.T, cert *tls.Certificate) *http.Client 
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
 }
 
-func (l *Listener) httpsURL(path string) string { return "https://" + l.Addr().String() + path }
+// httpsLegacyURL is the listener's legacy endpoint over TLS.
+func (l *Listener) httpsLegacyURL() string { return "https://" + l.Addr().String() + legacyPath }
 
-// tlsPost posts a JSON body with client and returns the answer or the
+// tlsPost posts tlsBody to url with client and returns the answer or the
 // transport error.
-func tlsPost(t *testing.T, client *http.Client, url, body string) (answer, error) {
+func tlsPost(t *testing.T, client *http.Client, url string) (answer, error) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader([]byte(body)))
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader([]byte(tlsBody)))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/json")
 	return doWith(t, client, req)
@@ -167,7 +167,7 @@ func TestTLS(t *testing.T) {
 	})
 
 	t.Run("plain http is not served", func(t *testing.T) {
-		a, err := tlsPost(t, http.DefaultClient, l.url(legacyPath), tlsBody)
+		a, err := tlsPost(t, http.DefaultClient, l.url(legacyPath))
 		if err == nil {
 			// net/http answers a plain request on a TLS socket itself,
 			// without calling the handler.
@@ -180,14 +180,14 @@ func TestTLS(t *testing.T) {
 	t.Run("untrusted server certificate is refused by the client", func(t *testing.T) {
 		tr := &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12}} // system roots only
 		t.Cleanup(tr.CloseIdleConnections)
-		_, err := tlsPost(t, &http.Client{Transport: tr}, l.httpsURL(legacyPath), tlsBody)
+		_, err := tlsPost(t, &http.Client{Transport: tr}, l.httpsLegacyURL())
 		var unknown x509.UnknownAuthorityError
 		require.ErrorAs(t, err, &unknown)
 		require.Empty(t, acc.metrics())
 	})
 
 	t.Run("https delivers", func(t *testing.T) {
-		a, err := tlsPost(t, p.httpsClient(t, nil), l.httpsURL(legacyPath), tlsBody)
+		a, err := tlsPost(t, p.httpsClient(t, nil), l.httpsLegacyURL())
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, a.status, a.body)
 		require.Equal(t, "{}", a.body)
@@ -200,7 +200,7 @@ func TestTLS(t *testing.T) {
 		acc.mu.Lock()
 		acc.kept = nil
 		acc.mu.Unlock()
-		a, err := tlsPost(t, p.httpsClient(t, &p.stranger), l.httpsURL(legacyPath), tlsBody)
+		a, err := tlsPost(t, p.httpsClient(t, &p.stranger), l.httpsLegacyURL())
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, a.status, a.body)
 		require.Len(t, acc.metrics(), 2)
@@ -227,12 +227,12 @@ func TestTLSClientCertificates(t *testing.T) {
 	}
 	for _, c := range refused {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := tlsPost(t, p.httpsClient(t, c.cert), l.httpsURL(legacyPath), tlsBody)
+			_, err := tlsPost(t, p.httpsClient(t, c.cert), l.httpsLegacyURL())
 			require.Error(t, err)
 			// The server's TLS alert, not an HTTP answer: the request
 			// never reached the handler.
 			var opErr *net.OpError
-			require.True(t, errors.As(err, &opErr), "%v", err)
+			require.ErrorAs(t, err, &opErr)
 			require.Equal(t, "remote error", opErr.Op, "%v", err)
 			require.Empty(t, acc.metrics())
 			require.Zero(t, l.stats.requests.Get())
@@ -240,7 +240,7 @@ func TestTLSClientCertificates(t *testing.T) {
 	}
 
 	t.Run("client certificate from the allowed CA delivers", func(t *testing.T) {
-		a, err := tlsPost(t, p.httpsClient(t, &p.client), l.httpsURL(legacyPath), tlsBody)
+		a, err := tlsPost(t, p.httpsClient(t, &p.client), l.httpsLegacyURL())
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, a.status, a.body)
 		testutil.RequireMetricsEqual(t, tlsBodyMetrics(), acc.metrics(), testutil.SortMetrics())
