@@ -421,6 +421,28 @@ func execdWritten(t *testing.T, logs *soakLineLog) int {
 	return n
 }
 
+// execdDeadPipe sums what Telegraf handed to outputs.execd from log line
+// from on until it saw librato-execd's exit: lines written into the pipe of
+// a process that will never read them, which the README names as what a
+// kill -9 can lose ("lines Telegraf had written into the pipe that
+// librato-execd had not read"). Telegraf, paused during the kill, may flush
+// into that pipe as soon as it resumes, before it notices the exit.
+func execdDeadPipe(t *testing.T, logs *soakLineLog, from int) int {
+	t.Helper()
+	n := 0
+	for _, l := range logs.snapshot()[from:] {
+		if strings.Contains(l.text, "[outputs.execd] Process") && strings.Contains(l.text, "exited") {
+			return n
+		}
+		if m := execdWroteBatch.FindStringSubmatch(l.text); m != nil {
+			k, err := strconv.Atoi(m[1])
+			require.NoError(t, err, l.text)
+			n += k
+		}
+	}
+	return n
+}
+
 // childPID finds the process whose parent is ppid and whose name is comm.
 func childPID(t *testing.T, ppid int, comm string) int {
 	t.Helper()
@@ -491,8 +513,9 @@ func TestExecdSpoolRestart(t *testing.T) {
 				return execdWritten(t, logs)-writtenAtOutage >= 100
 			}, logs)
 
-			// writtenBefore: what Telegraf handed over before the stop.
-			var writtenBefore int
+			// writtenBefore: what Telegraf handed over before the stop;
+			// deadPipe: what it wrote into the killed process's pipe.
+			var writtenBefore, deadPipe, killedAt int
 			switch how {
 			case "sigterm":
 				require.NoError(t, agent.signal(t, syscall.SIGTERM), "telegraf exit after SIGTERM\n%s", logs)
@@ -507,6 +530,7 @@ func TestExecdSpoolRestart(t *testing.T) {
 				// two seconds leave it ample time to spool the last ones.
 				time.Sleep(2 * time.Second)
 				writtenBefore = execdWritten(t, logs)
+				killedAt = len(logs.snapshot())
 				require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
 				eventually(t, time.Minute, "librato-execd to die", func() bool {
 					// Gone, or a zombie until outputs.execd reaps it.
@@ -519,12 +543,15 @@ func TestExecdSpoolRestart(t *testing.T) {
 			eventually(t, time.Minute, "librato-execd to resume from its spool", func() bool {
 				return strings.Contains(logs.text(), "from before the restart are sent first")
 			}, logs)
+			if how == "kill9" {
+				deadPipe = execdDeadPipe(t, logs, killedAt)
+			}
 			time.Sleep(time.Second) // still down after the restart
 			api.set("up")
 			eventually(t, time.Minute, "the backlog delivered", func() bool {
 				c := api.count(t, fake)
 				gaps, _, n := c.gaps("run1.")
-				return n > 0 && len(gaps) == 0 && c.deliveredOf("run1.") >= writtenBefore
+				return n > 0 && len(gaps) <= deadPipe && c.deliveredOf("run1.") >= writtenBefore
 			}, logs)
 			require.NoError(t, agent.signal(t, syscall.SIGTERM), "telegraf exit after SIGTERM\n%s", logs)
 
@@ -537,12 +564,13 @@ func TestExecdSpoolRestart(t *testing.T) {
 				resumed = m[1]
 			}
 			t.Logf("execd route, %s during an outage: Telegraf handed %d metrics to outputs.execd in all, %d of them during the outage "+
-				"before the stop; the restarted librato-execd found %s in its spool; %s; lost %d",
-				how, written, writtenBefore-writtenAtOutage, resumed, c, written-c.delivered)
-			require.Empty(t, gaps1)
+				"before the stop; the restarted librato-execd found %s in its spool; %s; lost %d, of them written into the killed process's pipe %d",
+				how, written, writtenBefore-writtenAtOutage, resumed, c, written-c.delivered, deadPipe)
+			require.LessOrEqual(t, len(gaps1), deadPipe, "gaps only where lines went into the killed process's pipe: %v", gaps1)
 			require.Empty(t, gaps2)
 			require.Empty(t, c.unexplained, "duplicates neither a lost acknowledgement nor a restart explains")
-			require.Equal(t, written, c.delivered, "every metric Telegraf handed to outputs.execd arrived\n%s", logs)
+			require.Equal(t, written-deadPipe, c.delivered,
+				"every metric Telegraf handed to outputs.execd arrived, but for those written into the killed process's pipe\n%s", logs)
 			require.Zero(t, c.notInFakeOK)
 		})
 	}
